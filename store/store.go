@@ -1,0 +1,226 @@
+// Package store defines the records ghbroker persists and the small
+// interfaces through which the rest of the program reads and writes them.
+//
+// It owns the record types and the storage contract (including the
+// conformance suite in store/storetest). It does not own any engine: see
+// store/bolt (the embedded default, on go.etcd.io/bbolt) and store/memory
+// (for unit tests). authz never imports this package: the hot path is
+// stateless.
+//
+// Every read-modify-write goes through an update closure that runs inside
+// one transaction: the closure receives the current record and returns the
+// new one; returning an error aborts the transaction and leaves the record
+// untouched. Records past their Expires time are invisible to readers (they
+// read as ErrNotFound) and are deleted by Sweep.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every implementation returns, matched with errors.Is.
+var (
+	// ErrNotFound means no live record has that id.
+	ErrNotFound = errors.New("store: not found")
+	// ErrAlreadyExists means a Create found a live record with that id.
+	ErrAlreadyExists = errors.New("store: already exists")
+)
+
+// SigningKey is one signing key in the key set.
+type SigningKey struct {
+	// KID is the RFC 7638 thumbprint of the public key, base64url.
+	KID string `json:"kid"`
+	// Algorithm is the JWS algorithm: RS256, ES256 or EdDSA.
+	Algorithm string `json:"alg"`
+	// PrivateJWK is the private key as a JSON Web Key.
+	PrivateJWK []byte `json:"private_jwk"`
+	// Created is when the key was generated.
+	Created time.Time `json:"created"`
+	// Expires is set on previous keys only: after it no token the key
+	// signed can still be valid, and the key leaves the published set.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Keys is the signing key set: Current signs, Next is published before it
+// signs, Previous verify only until they expire.
+type Keys struct {
+	// Current signs every new token. Nil only before the first rotation.
+	Current *SigningKey `json:"current,omitempty"`
+	// Next is published in the JWKS and becomes Current at NextRotation.
+	Next *SigningKey `json:"next,omitempty"`
+	// Previous are retired keys still needed to verify live tokens.
+	Previous []SigningKey `json:"previous,omitempty"`
+	// NextRotation is when Next becomes Current.
+	NextRotation time.Time `json:"next_rotation"`
+}
+
+// Session is the broker-side sign-in session: what silent renewal, the
+// OIDC authorize endpoint and refresh read back.
+type Session struct {
+	// ID is random and also the "sid" claim.
+	ID string `json:"id"`
+	// Subject is the GitHub numeric user id, as a decimal string.
+	Subject string `json:"sub"`
+	// Login is the GitHub login at the last sign-in or renewal.
+	Login string `json:"login"`
+	// Name is the GitHub display name.
+	Name string `json:"name,omitempty"`
+	// Email is the primary verified email.
+	Email string `json:"email,omitempty"`
+	// EmailVerified reports whether Email is verified.
+	EmailVerified bool `json:"email_verified,omitempty"`
+	// Picture is the avatar URL.
+	Picture string `json:"picture,omitempty"`
+	// Groups is the groups claim at the last sign-in or renewal.
+	Groups []string `json:"groups,omitempty"`
+	// GitHubToken is the user's GitHub token, sealed with AES-GCM by the
+	// broker; the store never sees it in the clear.
+	GitHubToken []byte `json:"github_token,omitempty"`
+	// AuthTime is when the user last signed in at GitHub.
+	AuthTime time.Time `json:"auth_time"`
+	// Renewed is when memberships were last read from GitHub.
+	Renewed time.Time `json:"renewed"`
+	// Expires ends the silent-renewal window (session.max_age).
+	Expires time.Time `json:"expires"`
+}
+
+// LoginState is a pending GitHub round trip, keyed by the hash of the
+// OAuth state parameter. It is single use.
+type LoginState struct {
+	// ID is the hash of the state parameter sent to GitHub.
+	ID string `json:"id"`
+	// BrowserHash binds the state to the browser that started it (hash of
+	// a cookie value set at /login).
+	BrowserHash string `json:"browser_hash"`
+	// Verifier is the PKCE verifier sent to GitHub's token endpoint.
+	Verifier string `json:"verifier"`
+	// RedirectTo is the validated URL to land on after sign-in.
+	RedirectTo string `json:"redirect_to,omitempty"`
+	// AuthRequest, when set, is an OIDC authorization request to resume.
+	AuthRequest *AuthRequest `json:"auth_request,omitempty"`
+	// Expires is ten minutes after creation.
+	Expires time.Time `json:"expires"`
+}
+
+// AuthRequest is a validated OIDC authorization request (OIDC Core
+// §3.1.2.1) waiting for the user to sign in.
+type AuthRequest struct {
+	ClientID            string   `json:"client_id"`
+	RedirectURI         string   `json:"redirect_uri"`
+	Scopes              []string `json:"scopes,omitempty"`
+	State               string   `json:"state,omitempty"`
+	Nonce               string   `json:"nonce,omitempty"`
+	CodeChallenge       string   `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
+}
+
+// AuthCode is an issued authorization code, keyed by the hash of the code.
+// A code is used once: the first exchange marks it Used and records the
+// refresh family it created, so that a second use can revoke that family.
+type AuthCode struct {
+	// ID is the hash of the code.
+	ID string `json:"id"`
+	// Request is the authorization request the code answers.
+	Request AuthRequest `json:"request"`
+	// SessionID is the broker session the user was signed in with.
+	SessionID string `json:"session_id"`
+	// Used is set by the first exchange.
+	Used bool `json:"used,omitempty"`
+	// FamilyID is the refresh family the first exchange created, if any.
+	FamilyID string `json:"family_id,omitempty"`
+	// AccessTokenIDs are the "jti" of access tokens the first exchange
+	// issued, so that a replay can revoke them.
+	AccessTokenIDs []string `json:"access_token_ids,omitempty"`
+	// Expires is 60 seconds after issue (kept longer once Used, to detect
+	// replays).
+	Expires time.Time `json:"expires"`
+}
+
+// RefreshFamily is one chain of rotated refresh tokens. Only the hash of
+// the newest token is kept; presenting any other token of the family is a
+// replay and revokes it.
+type RefreshFamily struct {
+	// ID is random and is the public half of every token in the family.
+	ID string `json:"id"`
+	// ClientID is the client the family was issued to.
+	ClientID string `json:"client_id"`
+	// SessionID is the broker session the family was created from.
+	SessionID string `json:"session_id"`
+	// Subject is the GitHub numeric user id.
+	Subject string `json:"sub"`
+	// Scopes are the scopes originally granted.
+	Scopes []string `json:"scopes,omitempty"`
+	// AuthTime is carried into refreshed ID tokens.
+	AuthTime time.Time `json:"auth_time"`
+	// CurrentHash is the hash of the only token that may be used next.
+	CurrentHash string `json:"current_hash"`
+	// Revoked marks a family ended by reuse or revocation.
+	Revoked bool `json:"revoked,omitempty"`
+	// Expires ends the family (session.max_age from its creation).
+	Expires time.Time `json:"expires"`
+}
+
+// KeyStore persists the signing key set.
+type KeyStore interface {
+	// GetKeys returns the key set, or ErrNotFound before the first update.
+	GetKeys(ctx context.Context) (Keys, error)
+	// UpdateKeys runs fn on the current key set (the zero Keys when none
+	// exists) and stores its result, all in one transaction.
+	UpdateKeys(ctx context.Context, fn func(old Keys) (Keys, error)) error
+}
+
+// SecretStore keeps named random secrets (cookie and token-sealing keys).
+type SecretStore interface {
+	// GetOrCreateSecret returns the secret named name, creating it with
+	// gen in the same transaction when it does not exist.
+	GetOrCreateSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)
+}
+
+// SessionStore persists broker-side sessions.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	UpdateSession(ctx context.Context, id string, fn func(Session) (Session, error)) error
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// LoginStateStore persists pending GitHub round trips.
+type LoginStateStore interface {
+	CreateLoginState(ctx context.Context, s LoginState) error
+	// TakeLoginState reads and deletes the state in one transaction.
+	TakeLoginState(ctx context.Context, id string) (LoginState, error)
+}
+
+// AuthCodeStore persists authorization codes.
+type AuthCodeStore interface {
+	CreateAuthCode(ctx context.Context, c AuthCode) error
+	// UpdateAuthCode runs fn on the live code and stores the result in one
+	// transaction; ErrNotFound when the code is unknown or expired.
+	UpdateAuthCode(ctx context.Context, id string, fn func(AuthCode) (AuthCode, error)) error
+}
+
+// RefreshStore persists refresh-token families.
+type RefreshStore interface {
+	CreateRefreshFamily(ctx context.Context, f RefreshFamily) error
+	GetRefreshFamily(ctx context.Context, id string) (RefreshFamily, error)
+	UpdateRefreshFamily(ctx context.Context, id string, fn func(RefreshFamily) (RefreshFamily, error)) error
+	DeleteRefreshFamily(ctx context.Context, id string) error
+}
+
+// Store is everything one storage engine provides. Consumers should ask for
+// the narrow interface they use, not for Store.
+type Store interface {
+	KeyStore
+	SecretStore
+	SessionStore
+	LoginStateStore
+	AuthCodeStore
+	RefreshStore
+	// Sweep deletes every record that expired before now and reports how
+	// many it deleted.
+	Sweep(ctx context.Context, now time.Time) (int, error)
+	// Close releases the engine. Calls after Close fail.
+	Close() error
+}

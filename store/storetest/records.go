@@ -1,0 +1,330 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ghbroker/ghbroker/store"
+)
+
+// The fixtures below set every field, so that a field an engine drops or
+// mangles shows up in a diff. Each call returns fresh slices.
+
+func fullSession() store.Session {
+	return store.Session{
+		ID:            "sid-1",
+		Subject:       "583231",
+		Login:         "octocat",
+		Name:          "The Octocat",
+		Email:         "octocat@example.com",
+		EmailVerified: true,
+		Picture:       "https://avatars.example.com/u/583231",
+		Groups:        []string{"acme", "acme:ops"},
+		GitHubToken:   []byte{0x00, 0x01, 0xfe, 0xff},
+		AuthTime:      start.Add(-time.Hour),
+		Renewed:       start.Add(-time.Minute),
+		Expires:       start.Add(24 * time.Hour),
+	}
+}
+
+func fullAuthRequest() store.AuthRequest {
+	return store.AuthRequest{
+		ClientID:            "grafana",
+		RedirectURI:         "https://grafana.example.com/login/generic_oauth",
+		Scopes:              []string{"openid", "email", "groups"},
+		State:               "xyz",
+		Nonce:               "n-0S6_WzA2Mj",
+		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		CodeChallengeMethod: "S256",
+	}
+}
+
+func fullLoginState() store.LoginState {
+	ar := fullAuthRequest()
+	return store.LoginState{
+		ID:          "state-hash-1",
+		BrowserHash: "browser-hash",
+		Verifier:    "verifier",
+		RedirectTo:  "https://app.example.com/after",
+		AuthRequest: &ar,
+		Expires:     start.Add(10 * time.Minute),
+	}
+}
+
+func fullAuthCode() store.AuthCode {
+	return store.AuthCode{
+		ID:             "code-hash-1",
+		Request:        fullAuthRequest(),
+		SessionID:      "sid-1",
+		Used:           true,
+		FamilyID:       "fam-1",
+		AccessTokenIDs: []string{"jti-1", "jti-2"},
+		Expires:        start.Add(time.Minute),
+	}
+}
+
+func fullRefreshFamily() store.RefreshFamily {
+	return store.RefreshFamily{
+		ID:          "fam-1",
+		ClientID:    "grafana",
+		SessionID:   "sid-1",
+		Subject:     "583231",
+		Scopes:      []string{"openid", "offline_access"},
+		AuthTime:    start.Add(-time.Hour),
+		CurrentHash: "hash-1",
+		Revoked:     true,
+		Expires:     start.Add(24 * time.Hour),
+	}
+}
+
+// diff reports got against want; time.Time compares with its Equal method.
+func diff(t *testing.T, what string, want, got any) {
+	t.Helper()
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", what, d)
+	}
+}
+
+func (s *suite) testSession(t *testing.T) {
+	t.Run("Fields", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		want := fullSession()
+		if err := st.CreateSession(t.Context(), want); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		got, err := st.GetSession(t.Context(), want.ID)
+		if err != nil {
+			t.Fatalf("GetSession: %v", err)
+		}
+		diff(t, "GetSession", want, got)
+
+		want.Groups = []string{"other"}
+		want.Expires = want.Expires.Add(time.Hour)
+		err = st.UpdateSession(t.Context(), want.ID, func(old store.Session) (store.Session, error) {
+			diff(t, "UpdateSession closure argument", got, old)
+			return want, nil
+		})
+		if err != nil {
+			t.Fatalf("UpdateSession: %v", err)
+		}
+		got, err = st.GetSession(t.Context(), want.ID)
+		if err != nil {
+			t.Fatalf("GetSession after update: %v", err)
+		}
+		diff(t, "GetSession after update", want, got)
+	})
+	t.Run("Copies", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		in := fullSession()
+		if err := st.CreateSession(t.Context(), in); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		in.Groups[0], in.GitHubToken[0] = "changed", 0x42
+		out, err := st.GetSession(t.Context(), in.ID)
+		if err != nil {
+			t.Fatalf("GetSession: %v", err)
+		}
+		out.Groups[0], out.GitHubToken[0] = "changed", 0x42
+		err = st.UpdateSession(t.Context(), in.ID, func(old store.Session) (store.Session, error) {
+			old.Groups[0], old.GitHubToken[0] = "changed", 0x42
+			return old, errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("UpdateSession = %v, want the closure's error", err)
+		}
+		got, err := st.GetSession(t.Context(), in.ID)
+		if err != nil {
+			t.Fatalf("GetSession: %v", err)
+		}
+		diff(t, "stored session after mutating copies", fullSession(), got)
+	})
+}
+
+func (s *suite) testLoginState(t *testing.T) {
+	t.Run("Fields", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		bare := store.LoginState{ID: "bare", Verifier: "v", Expires: start.Add(time.Minute)}
+		for _, want := range []store.LoginState{fullLoginState(), bare} {
+			if err := st.CreateLoginState(t.Context(), want); err != nil {
+				t.Fatalf("CreateLoginState(%q): %v", want.ID, err)
+			}
+			got, err := st.TakeLoginState(t.Context(), want.ID)
+			if err != nil {
+				t.Fatalf("TakeLoginState(%q): %v", want.ID, err)
+			}
+			diff(t, "TakeLoginState", want, got)
+		}
+	})
+	t.Run("TakeOnce", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		ls := fullLoginState()
+		if err := st.CreateLoginState(t.Context(), ls); err != nil {
+			t.Fatalf("CreateLoginState: %v", err)
+		}
+		if _, err := st.TakeLoginState(t.Context(), ls.ID); err != nil {
+			t.Fatalf("first TakeLoginState: %v", err)
+		}
+		if _, err := st.TakeLoginState(t.Context(), ls.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("second TakeLoginState = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("Copies", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		in := fullLoginState()
+		if err := st.CreateLoginState(t.Context(), in); err != nil {
+			t.Fatalf("CreateLoginState: %v", err)
+		}
+		in.AuthRequest.ClientID, in.AuthRequest.Scopes[0] = "changed", "changed"
+		got, err := st.TakeLoginState(t.Context(), in.ID)
+		if err != nil {
+			t.Fatalf("TakeLoginState: %v", err)
+		}
+		diff(t, "stored login state after mutating the input", fullLoginState(), got)
+	})
+}
+
+func (s *suite) testAuthCode(t *testing.T) {
+	// read returns the stored code through an update that keeps it.
+	read := func(t *testing.T, st store.Store, id string) store.AuthCode {
+		t.Helper()
+		var got store.AuthCode
+		err := st.UpdateAuthCode(t.Context(), id, func(c store.AuthCode) (store.AuthCode, error) {
+			got = c
+			return c, nil
+		})
+		if err != nil {
+			t.Fatalf("UpdateAuthCode: %v", err)
+		}
+		return got
+	}
+	t.Run("Fields", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		want := fullAuthCode()
+		if err := st.CreateAuthCode(t.Context(), want); err != nil {
+			t.Fatalf("CreateAuthCode: %v", err)
+		}
+		diff(t, "stored code", want, read(t, st, want.ID))
+
+		want.AccessTokenIDs = append(want.AccessTokenIDs, "jti-3")
+		want.Expires = want.Expires.Add(time.Hour)
+		err := st.UpdateAuthCode(t.Context(), want.ID, func(store.AuthCode) (store.AuthCode, error) { return want, nil })
+		if err != nil {
+			t.Fatalf("UpdateAuthCode: %v", err)
+		}
+		diff(t, "stored code after update", want, read(t, st, want.ID))
+	})
+	t.Run("Copies", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		in := fullAuthCode()
+		if err := st.CreateAuthCode(t.Context(), in); err != nil {
+			t.Fatalf("CreateAuthCode: %v", err)
+		}
+		in.AccessTokenIDs[0], in.Request.Scopes[0] = "changed", "changed"
+		out := read(t, st, in.ID)
+		out.AccessTokenIDs[0], out.Request.Scopes[0] = "changed", "changed"
+		diff(t, "stored code after mutating copies", fullAuthCode(), read(t, st, in.ID))
+	})
+}
+
+func (s *suite) testRefreshFamily(t *testing.T) {
+	t.Run("Fields", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		want := fullRefreshFamily()
+		if err := st.CreateRefreshFamily(t.Context(), want); err != nil {
+			t.Fatalf("CreateRefreshFamily: %v", err)
+		}
+		got, err := st.GetRefreshFamily(t.Context(), want.ID)
+		if err != nil {
+			t.Fatalf("GetRefreshFamily: %v", err)
+		}
+		diff(t, "GetRefreshFamily", want, got)
+	})
+	t.Run("Copies", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		in := fullRefreshFamily()
+		if err := st.CreateRefreshFamily(t.Context(), in); err != nil {
+			t.Fatalf("CreateRefreshFamily: %v", err)
+		}
+		in.Scopes[0] = "changed"
+		out, err := st.GetRefreshFamily(t.Context(), in.ID)
+		if err != nil {
+			t.Fatalf("GetRefreshFamily: %v", err)
+		}
+		out.Scopes[0] = "changed"
+		err = st.UpdateRefreshFamily(t.Context(), in.ID, func(old store.RefreshFamily) (store.RefreshFamily, error) {
+			old.Scopes[0] = "changed"
+			return old, errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("UpdateRefreshFamily = %v, want the closure's error", err)
+		}
+		got, err := st.GetRefreshFamily(t.Context(), in.ID)
+		if err != nil {
+			t.Fatalf("GetRefreshFamily: %v", err)
+		}
+		diff(t, "stored family after mutating copies", fullRefreshFamily(), got)
+	})
+}
+
+// testSweep checks that Sweep deletes exactly the records that expired
+// before the time it is given, counts them, and never touches keys or
+// secrets.
+func (s *suite) testSweep(t *testing.T) {
+	st, _ := s.newStore(t)
+	ctx := t.Context()
+	ks := kinds()
+	for _, k := range ks {
+		mustCreate(t, st, k, "old", "old", start.Add(time.Hour))
+		mustCreate(t, st, k, "edge", "edge", start.Add(2*time.Hour))
+		mustCreate(t, st, k, "new", "new", start.Add(3*time.Hour))
+	}
+	keys := fullKeys()
+	if err := st.UpdateKeys(ctx, func(store.Keys) (store.Keys, error) { return keys, nil }); err != nil {
+		t.Fatalf("UpdateKeys: %v", err)
+	}
+	secret, err := st.GetOrCreateSecret(ctx, "cookie", func() ([]byte, error) { return []byte("secret"), nil })
+	if err != nil {
+		t.Fatalf("GetOrCreateSecret: %v", err)
+	}
+
+	// The store's clock stays at start: what reads as gone below was
+	// deleted, not merely hidden.
+	n, err := st.Sweep(ctx, start.Add(2*time.Hour))
+	if err != nil || n != len(ks) {
+		t.Fatalf("Sweep = %d, %v; want %d, nil", n, err, len(ks))
+	}
+	if n, err := st.Sweep(ctx, start.Add(2*time.Hour)); err != nil || n != 0 {
+		t.Errorf("second Sweep = %d, %v; want 0, nil", n, err)
+	}
+	left := 0 // records still stored after the reads below
+	for _, k := range ks {
+		wantNotFound(t, st, k, "old")
+		wantMark(t, st, k, "edge", "edge")
+		left++ // "new"
+		if !k.consumes {
+			left++ // "edge"
+		}
+	}
+	if n, err := st.Sweep(ctx, start.Add(100*365*24*time.Hour)); err != nil || n != left {
+		t.Errorf("Sweep a century on = %d, %v; want %d, nil", n, err, left)
+	}
+	for _, k := range ks {
+		wantNotFound(t, st, k, "new")
+	}
+	gotKeys, err := st.GetKeys(ctx)
+	if err != nil {
+		t.Fatalf("GetKeys after Sweep: %v", err)
+	}
+	diff(t, "keys after Sweep", keys, gotKeys)
+	got, err := st.GetOrCreateSecret(ctx, "cookie", func() ([]byte, error) {
+		t.Error("secret generated again after Sweep")
+		return []byte("other"), nil
+	})
+	if err != nil {
+		t.Fatalf("GetOrCreateSecret after Sweep: %v", err)
+	}
+	diff(t, "secret after Sweep", secret, got)
+}

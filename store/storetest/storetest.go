@@ -1,0 +1,201 @@
+// Package storetest is the conformance suite every store.Store engine must
+// pass. An engine's own test calls Run with a function that opens a fresh,
+// empty store on the clock the suite drives.
+//
+// It owns the storage contract as executable checks: expiry read through
+// the store's clock, ErrNotFound and ErrAlreadyExists, update closures that
+// abort cleanly, single-use login states, copies rather than shared memory,
+// serialised read-modify-writes, Sweep and Close. It does not test anything
+// engine-specific (file locking, on-disk format); each engine tests that
+// itself.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ghbroker/ghbroker/store"
+)
+
+// Run runs the conformance suite against the engine that open creates.
+//
+// open must return a new, empty store that reads the time only through now.
+// The suite closes every store it gets, except in the Close subtest, where
+// it closes the store once itself and expects every later call to fail.
+func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store) {
+	t.Helper()
+	s := &suite{open: open}
+	t.Run("Kinds", s.testKinds)
+	t.Run("Session", s.testSession)
+	t.Run("LoginState", s.testLoginState)
+	t.Run("AuthCode", s.testAuthCode)
+	t.Run("RefreshFamily", s.testRefreshFamily)
+	t.Run("Keys", s.testKeys)
+	t.Run("Secret", s.testSecret)
+	t.Run("Sweep", s.testSweep)
+	t.Run("CanceledContext", s.testCanceledContext)
+	t.Run("Close", s.testClose)
+}
+
+// start is the time every store under test starts at.
+var start = time.Date(2026, time.March, 4, 5, 6, 7, 8, time.UTC)
+
+// errBoom is what failing closures and generators return.
+var errBoom = errors.New("storetest: boom")
+
+// goroutines is how many goroutines the concurrency tests run.
+const goroutines = 50
+
+// suite carries the engine under test.
+type suite struct {
+	open func(t *testing.T, now func() time.Time) store.Store
+}
+
+// newStore opens a fresh store on a fresh clock and closes it when the test
+// ends.
+func (s *suite) newStore(t *testing.T) (store.Store, *clock) {
+	t.Helper()
+	c := &clock{now: start}
+	st := s.open(t, c.Now)
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return st, c
+}
+
+// clock is a clock the tests move by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now returns the clock's time.
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// call is one store method invoked with fixed, valid arguments.
+type call struct {
+	name string
+	// seed marks the calls that create the records the others read.
+	seed bool
+	do   func(ctx context.Context, st store.Store) error
+}
+
+// everyCall returns one call of every store.Store method except Close.
+func everyCall() []call {
+	exp := start.Add(time.Hour)
+	return []call{
+		{"UpdateKeys", true, func(ctx context.Context, st store.Store) error {
+			return st.UpdateKeys(ctx, func(k store.Keys) (store.Keys, error) { return k, nil })
+		}},
+		{"GetKeys", false, func(ctx context.Context, st store.Store) error {
+			_, err := st.GetKeys(ctx)
+			return err
+		}},
+		{"GetOrCreateSecret", false, func(ctx context.Context, st store.Store) error {
+			_, err := st.GetOrCreateSecret(ctx, "cookie", func() ([]byte, error) { return []byte("secret"), nil })
+			return err
+		}},
+		{"CreateSession", true, func(ctx context.Context, st store.Store) error {
+			return st.CreateSession(ctx, store.Session{ID: "s1", Expires: exp})
+		}},
+		{"GetSession", false, func(ctx context.Context, st store.Store) error {
+			_, err := st.GetSession(ctx, "s1")
+			return err
+		}},
+		{"UpdateSession", false, func(ctx context.Context, st store.Store) error {
+			return st.UpdateSession(ctx, "s1", func(s store.Session) (store.Session, error) { return s, nil })
+		}},
+		{"DeleteSession", false, func(ctx context.Context, st store.Store) error {
+			return st.DeleteSession(ctx, "s1")
+		}},
+		{"CreateLoginState", true, func(ctx context.Context, st store.Store) error {
+			return st.CreateLoginState(ctx, store.LoginState{ID: "l1", Expires: exp})
+		}},
+		{"TakeLoginState", false, func(ctx context.Context, st store.Store) error {
+			_, err := st.TakeLoginState(ctx, "l1")
+			return err
+		}},
+		{"CreateAuthCode", true, func(ctx context.Context, st store.Store) error {
+			return st.CreateAuthCode(ctx, store.AuthCode{ID: "c1", Expires: exp})
+		}},
+		{"UpdateAuthCode", false, func(ctx context.Context, st store.Store) error {
+			return st.UpdateAuthCode(ctx, "c1", func(c store.AuthCode) (store.AuthCode, error) { return c, nil })
+		}},
+		{"CreateRefreshFamily", true, func(ctx context.Context, st store.Store) error {
+			return st.CreateRefreshFamily(ctx, store.RefreshFamily{ID: "f1", Expires: exp})
+		}},
+		{"GetRefreshFamily", false, func(ctx context.Context, st store.Store) error {
+			_, err := st.GetRefreshFamily(ctx, "f1")
+			return err
+		}},
+		{"UpdateRefreshFamily", false, func(ctx context.Context, st store.Store) error {
+			return st.UpdateRefreshFamily(ctx, "f1", func(f store.RefreshFamily) (store.RefreshFamily, error) { return f, nil })
+		}},
+		{"DeleteRefreshFamily", false, func(ctx context.Context, st store.Store) error {
+			return st.DeleteRefreshFamily(ctx, "f1")
+		}},
+		{"Sweep", false, func(ctx context.Context, st store.Store) error {
+			_, err := st.Sweep(ctx, start)
+			return err
+		}},
+	}
+}
+
+// testCanceledContext checks that every method gives up on a canceled
+// context with an error that matches context.Canceled.
+func (s *suite) testCanceledContext(t *testing.T) {
+	st, _ := s.newStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, c := range everyCall() {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.do(ctx, st); !errors.Is(err, context.Canceled) {
+				t.Errorf("%s on a canceled context = %v, want an error matching context.Canceled", c.name, err)
+			}
+		})
+	}
+}
+
+// testClose checks that every method fails, without panicking, once the
+// store is closed.
+func (s *suite) testClose(t *testing.T) {
+	c := &clock{now: start}
+	st := s.open(t, c.Now)
+	ctx := t.Context()
+	// Put one record of each kind in place, so that a call that ignored
+	// Close would succeed rather than fail with ErrNotFound.
+	for _, c := range everyCall() {
+		if !c.seed {
+			continue
+		}
+		if err := c.do(ctx, st); err != nil {
+			t.Fatalf("%s before Close: %v", c.name, err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, c := range everyCall() {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.do(ctx, st); err == nil {
+				t.Errorf("%s after Close succeeded, want an error", c.name)
+			}
+		})
+	}
+}
