@@ -1,0 +1,272 @@
+// Package config reads ghbroker's YAML configuration file strictly (an
+// unknown key, a wrong type or an impossible combination is an error that
+// names the file, line and key), resolves secrets from the environment or
+// files, fills defaults and validates the result.
+//
+// It owns the file format only. Packages never receive the whole tree: the
+// command wires each piece into the constructor that needs it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file. Field comments give defaults;
+// Defaults (defaults.go) is the one place they are set.
+type Config struct {
+	// Issuer is the public base URL of the broker, without a trailing
+	// slash: https, or http for localhost only.
+	Issuer string `yaml:"issuer"`
+	// Listen is the address of the main listener (login, OIDC, JWKS,
+	// /authz, /metrics). Default ":8080".
+	Listen string `yaml:"listen"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Authz configures the gateway authorization check.
+	Authz Authz `yaml:"authz"`
+	// Storage selects the store.
+	Storage Storage `yaml:"storage"`
+	// GitHub configures the upstream identity provider.
+	GitHub GitHub `yaml:"github"`
+	// Session configures the SSO cookie and sessions.
+	Session Session `yaml:"session"`
+	// Keys configures token signing keys.
+	Keys Keys `yaml:"keys"`
+	// Clients are the static OIDC relying parties.
+	Clients []Client `yaml:"clients"`
+	// Policy is the per-host access policy of the authz check.
+	Policy Policy `yaml:"policy"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	// Format is "json" (default) or "text".
+	Format string `yaml:"format"`
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+}
+
+// Authz configures the authorization check's extra listeners.
+type Authz struct {
+	// Listen, when set, is a listener where every path is a check.
+	Listen string `yaml:"listen"`
+	// GRPCListen, when set, serves envoy.service.auth.v3.Authorization.
+	GRPCListen string `yaml:"grpc_listen"`
+	// IDTokenAudiences lists client ids whose ID tokens the check accepts
+	// as Bearer credentials. Empty by default.
+	IDTokenAudiences []string `yaml:"id_token_audiences"`
+}
+
+// Storage selects and configures the store.
+type Storage struct {
+	// Bolt is the embedded bbolt store (the default).
+	Bolt Bolt `yaml:"bolt"`
+}
+
+// Bolt configures the bbolt store.
+type Bolt struct {
+	// Path is the store file. Default /var/lib/ghbroker/ghbroker.db.
+	Path string `yaml:"path"`
+}
+
+// GitHub configures sign-in with GitHub or GitHub Enterprise Server.
+type GitHub struct {
+	// ClientID is the OAuth App's client id. Required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the OAuth App's secret. Prefer the environment
+	// variable GHBROKER_GITHUB_CLIENT_SECRET or ClientSecretFile.
+	ClientSecret string `yaml:"client_secret"`
+	// ClientSecretFile is a file holding the secret.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// URL is the web base. Default https://github.com.
+	URL string `yaml:"url"`
+	// APIURL is the REST base. Default https://api.github.com for
+	// github.com and URL + "/api/v3" otherwise (GHES).
+	APIURL string `yaml:"api_url"`
+	// AllowedOrgs: signing in requires membership of one of them.
+	AllowedOrgs []string `yaml:"allowed_orgs"`
+	// GroupsFormat is "github" (org/team, default) or "dex" (org:team).
+	GroupsFormat string `yaml:"groups_format"`
+}
+
+// Session configures the SSO session.
+type Session struct {
+	// CookieName is the session cookie's name. Default "_ghbroker".
+	CookieName string `yaml:"cookie_name"`
+	// CookieDomain is the SSO cookie's domain (".example.com"); empty
+	// means the issuer's host only.
+	CookieDomain string `yaml:"cookie_domain"`
+	// TTL is the lifetime of the stateless session token. Default 1h.
+	TTL Duration `yaml:"ttl"`
+	// MaxAge is the server-side session's silent-renewal window.
+	// Default 168h.
+	MaxAge Duration `yaml:"max_age"`
+	// AllowedRedirectDomains are where /login and /logout may send the
+	// browser: ".example.com" for the domain and its subdomains, or an
+	// exact host.
+	AllowedRedirectDomains []string `yaml:"allowed_redirect_domains"`
+}
+
+// Keys configures the signing keys.
+type Keys struct {
+	// Algorithm is RS256 (default), ES256 or EdDSA.
+	Algorithm string `yaml:"algorithm"`
+	// RotateEvery is the rotation period. Default 24h; at least 1m.
+	RotateEvery Duration `yaml:"rotate_every"`
+}
+
+// Client is a static OIDC relying party.
+type Client struct {
+	// ID is the client_id. Required, unique.
+	ID string `yaml:"id"`
+	// Secret is the client secret; prefer SecretEnv or SecretFile.
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable holding the secret.
+	SecretEnv string `yaml:"secret_env"`
+	// SecretFile is a file holding the secret.
+	SecretFile string `yaml:"secret_file"`
+	// Public marks a client without a secret; PKCE is then required.
+	Public bool `yaml:"public"`
+	// Name is shown to people.
+	Name string `yaml:"name"`
+	// RedirectURIs are matched exactly. At least one.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// PostLogoutRedirectURIs are where /logout may return, matched exactly.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	// Scopes limits the scopes the client may request; empty means all.
+	Scopes []string `yaml:"scopes"`
+	// AlwaysIssueRefreshToken issues a refresh token even without the
+	// offline_access scope.
+	AlwaysIssueRefreshToken bool `yaml:"always_issue_refresh_token"`
+}
+
+// Policy is the authz check's access policy.
+type Policy struct {
+	// Default applies to hosts no rule names: "deny" (default) or
+	// "authenticated".
+	Default string `yaml:"default"`
+	// Rules match by host, then by the longest path prefix.
+	Rules []Rule `yaml:"rules"`
+}
+
+// Rule is one policy rule.
+type Rule struct {
+	// Hosts are exact host names or "*.suffix" wildcards. At least one.
+	Hosts []string `yaml:"hosts"`
+	// Paths are path prefixes; empty means every path.
+	Paths []string `yaml:"paths"`
+	// Public lets anyone through without a credential.
+	Public bool `yaml:"public"`
+	// Allow lists who may pass.
+	Allow Allow `yaml:"allow"`
+}
+
+// Allow lists groups and users; a user passes when in any of them.
+type Allow struct {
+	// Groups are "org" or "org/team-slug" entries, as in the groups claim.
+	Groups []string `yaml:"groups"`
+	// Users are GitHub logins.
+	Users []string `yaml:"users"`
+	// Authenticated lets any signed-in user through.
+	Authenticated bool `yaml:"authenticated"`
+}
+
+// Problem is one mistake in the file.
+type Problem struct {
+	// Line is the 1-based line, or 0 when the mistake has no line.
+	Line int
+	// Key is the dotted path of the key, e.g. "keys.rotate_every".
+	Key string
+	// Msg says what is wrong.
+	Msg string
+}
+
+// Error lists every problem found in a file, one "FILE:LINE: msg" a line.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if p.Line > 0 {
+			fmt.Fprintf(&b, "%s:%d: %s", e.File, p.Line, p.Msg)
+		} else {
+			fmt.Fprintf(&b, "%s: %s", e.File, p.Msg)
+		}
+	}
+	return b.String()
+}
+
+// Env looks up environment variables; os.LookupEnv in production.
+type Env func(key string) (string, bool)
+
+// Load reads, decodes, defaults and validates the file at path. Secrets
+// named by the file are resolved through env and from disk. Every error
+// about the file's content is an *Error.
+func Load(path string, env Env) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Problems: []Problem{{Msg: "cannot read the config file: " + errText(err)}}}
+	}
+	return Parse(path, raw, env)
+}
+
+// Parse is Load for a file already read.
+func Parse(name string, raw []byte, env Env) (*Config, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, &Error{File: name, Problems: []Problem{yamlProblem(err)}}
+	}
+	c := &Config{}
+	d := &decoder{lines: map[string]int{}}
+	switch {
+	case root.Kind == 0 || len(root.Content) == 0:
+		d.fail(0, "", "the file is empty; at least issuer and github are needed")
+	default:
+		d.decode(root.Content[0], reflectValue(c), "")
+	}
+	if len(d.problems) > 0 {
+		return nil, &Error{File: name, Problems: d.problems}
+	}
+	applyDefaults(c)
+	v := &validator{lines: d.lines, env: env}
+	v.validate(c)
+	if len(v.problems) > 0 {
+		return nil, &Error{File: name, Problems: v.problems}
+	}
+	return c, nil
+}
+
+// yamlProblem turns a YAML syntax error into a Problem. yaml/v3 reports
+// "yaml: line N: msg"; the line is parsed back out so that the message
+// reads like every other one.
+func yamlProblem(err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
+		_, rest, _ := strings.Cut(msg, ": ")
+		return Problem{Line: line, Msg: "not valid YAML: " + rest}
+	}
+	return Problem{Msg: "not valid YAML: " + msg}
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,181 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// DomainCovers reports whether host is covered by domain: ".example.com"
+// covers example.com and every subdomain; "example.com" only itself.
+func DomainCovers(domain, host string) bool {
+	domain, host = strings.ToLower(domain), strings.ToLower(host)
+	if d, ok := strings.CutPrefix(domain, "."); ok {
+		return host == d || strings.HasSuffix(host, "."+d)
+	}
+	return host == domain
+}
+
+func issuerHost(c *Config) string {
+	u, err := url.Parse(c.Issuer)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+func (v *validator) session(c *Config) {
+	s := &c.Session
+	if s.TTL.D() <= 0 || s.MaxAge.D() <= 0 {
+		v.fail("session.ttl", "session.ttl and session.max_age must be positive durations")
+	}
+	if s.TTL.D() > s.MaxAge.D() {
+		v.fail("session.ttl", "session.ttl (%s) must not be longer than session.max_age (%s)", s.TTL.D(), s.MaxAge.D())
+	}
+	if strings.ContainsAny(s.CookieName, " ;,=\t") || s.CookieName == "" {
+		v.fail("session.cookie_name", "session.cookie_name %q is not a valid cookie name", s.CookieName)
+	}
+	host := issuerHost(c)
+	if s.CookieDomain != "" {
+		d := strings.TrimPrefix(s.CookieDomain, ".")
+		switch {
+		case !strings.HasPrefix(s.CookieDomain, ".") && d != host:
+			v.fail("session.cookie_domain", "session.cookie_domain %q should start with a dot (e.g. %q) to cover every subdomain", s.CookieDomain, "."+s.CookieDomain)
+		case !strings.Contains(d, ".") && d != "localhost":
+			v.fail("session.cookie_domain", "session.cookie_domain %q is a top-level domain; browsers refuse cookies there", s.CookieDomain)
+		case host != "" && !DomainCovers(s.CookieDomain, host):
+			v.fail("session.cookie_domain", "session.cookie_domain %q does not cover the issuer's host %s, so the browser would never send the session cookie back to the broker", s.CookieDomain, host)
+		}
+	}
+	for i, d := range s.AllowedRedirectDomains {
+		if d == "" || strings.ContainsAny(d, "/:@*") {
+			v.fail(fmt.Sprintf("session.allowed_redirect_domains[%d]", i),
+				"session.allowed_redirect_domains[%d] must be a host (grafana.example.com) or a domain with a leading dot (.example.com), not %q", i, d)
+		}
+	}
+}
+
+func (v *validator) clients(c *Config) {
+	ids := map[string]int{}
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		key := fmt.Sprintf("clients[%d]", i)
+		if cl.ID == "" {
+			v.fail(key, "%s needs an id", key)
+		} else if j, dup := ids[cl.ID]; dup {
+			v.fail(key+".id", "client id %q is used twice (clients[%d] and %s)", cl.ID, j, key)
+		}
+		ids[cl.ID] = i
+		before := len(v.problems)
+		cl.Secret = v.secret(key, cl.Secret, cl.SecretEnv, cl.SecretFile, "", "secret")
+		secretFailed := len(v.problems) > before
+		switch {
+		case cl.Public && cl.Secret != "":
+			v.fail(key+".public", "client %q is public (PKCE, no secret) but has a secret; remove one", cl.ID)
+		case !cl.Public && cl.Secret == "" && !secretFailed:
+			v.fail(key, "client %q needs a secret (secret_env, secret_file or secret), or public: true for a client that cannot keep one", cl.ID)
+		}
+		if len(cl.RedirectURIs) == 0 {
+			v.fail(key+".redirect_uris", "client %q needs at least one redirect_uris entry, e.g. https://grafana.example.com/login/generic_oauth", cl.ID)
+		}
+		for j, u := range cl.RedirectURIs {
+			v.clientURI(fmt.Sprintf("%s.redirect_uris[%d]", key, j), u)
+		}
+		for j, u := range cl.PostLogoutRedirectURIs {
+			v.clientURI(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, j), u)
+		}
+	}
+}
+
+// clientURI checks a registered redirect URI: absolute, no fragment
+// (RFC 6749 §3.1.2), https unless loopback or a native-app scheme.
+func (v *validator) clientURI(key, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == ""):
+		v.fail(key, "%s must be an absolute URI, not %q", key, raw)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		v.fail(key, "%s must not contain a fragment (RFC 6749 §3.1.2): %q", key, raw)
+	case u.Scheme == "http" && !IsLoopbackHost(u.Hostname()):
+		v.fail(key, "%s must use https (http only for localhost): %q", key, raw)
+	case u.Scheme == "javascript" || u.Scheme == "data" || u.Scheme == "file":
+		v.fail(key, "%s uses a scheme that can never be a redirect target: %q", key, raw)
+	}
+}
+
+func (v *validator) policy(c *Config) {
+	v.oneOf("policy.default", c.Policy.Default, "deny", "authenticated")
+	for i, r := range c.Policy.Rules {
+		key := fmt.Sprintf("policy.rules[%d]", i)
+		if len(r.Hosts) == 0 {
+			v.fail(key, "%s names no hosts; every rule needs hosts: [name.example.com] or [\"*.example.com\"]", key)
+		}
+		for j, h := range r.Hosts {
+			hk := fmt.Sprintf("%s.hosts[%d]", key, j)
+			if !validHostPattern(h) {
+				v.fail(hk, "%s must be a host name or \"*.\" followed by a domain, not %q", hk, h)
+				continue
+			}
+			v.policyHost(c, hk, h, r.Public)
+		}
+		for j, p := range r.Paths {
+			if !strings.HasPrefix(p, "/") {
+				v.fail(fmt.Sprintf("%s.paths[%d]", key, j), "%s.paths[%d] must start with /, not %q", key, j, p)
+			}
+		}
+		a := r.Allow
+		hasAllow := len(a.Groups) > 0 || len(a.Users) > 0 || a.Authenticated
+		switch {
+		case r.Public && hasAllow:
+			v.fail(key+".public", "%s is public and also has allow; a public rule lets everyone in, so remove one", key)
+		case !r.Public && !hasAllow:
+			v.fail(key, "%s lets nobody in: give it allow (groups, users or authenticated: true) or public: true", key)
+		}
+		for j, g := range a.Groups {
+			if g == "" || strings.Count(g, "/") > 1 || strings.HasPrefix(g, "/") || strings.HasSuffix(g, "/") || strings.ContainsAny(g, " :") {
+				v.fail(fmt.Sprintf("%s.allow.groups[%d]", key, j), "%s.allow.groups[%d] must be \"org\" or \"org/team-slug\", not %q", key, j, g)
+			}
+		}
+	}
+}
+
+// policyHost checks that a protected host can complete a sign-in: the SSO
+// cookie must reach it, and /login must be allowed to send the browser back.
+func (v *validator) policyHost(c *Config, key, pattern string, public bool) {
+	if public {
+		return
+	}
+	host := strings.TrimPrefix(pattern, "*.")
+	if d := c.Session.CookieDomain; d != "" && !DomainCovers(d, host) {
+		v.fail(key, "%s is outside session.cookie_domain %q: the browser would not send the session cookie there, and sign-in would loop", pattern, d)
+	} else if d == "" && host != issuerHost(c) {
+		v.fail(key, "%s is not the issuer's host and session.cookie_domain is empty: set session.cookie_domain (e.g. %q) so the session cookie reaches it", pattern, "."+parentDomain(issuerHost(c)))
+	}
+	covered := host == issuerHost(c)
+	for _, d := range c.Session.AllowedRedirectDomains {
+		covered = covered || DomainCovers(d, host)
+	}
+	if !covered {
+		v.fail(key, "%s is not under session.allowed_redirect_domains, so after sign-in the browser could not return to it; add %q", pattern, "."+parentDomain(host))
+	}
+}
+
+func parentDomain(host string) string {
+	if _, rest, ok := strings.Cut(host, "."); ok && strings.Contains(rest, ".") {
+		return rest
+	}
+	return host
+}
+
+func validHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 || strings.ContainsAny(h, "*/:@ ") {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+	}
+	return true
+}
