@@ -1,0 +1,9 @@
+package main
+
+import (
+	"context"
+)
+
+func cmdDev(ctx context.Context, e env, args []string) error {
+	return usageErr("dev: not yet")
+}

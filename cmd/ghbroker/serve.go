@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ghbroker/ghbroker/broker"
+	"github.com/ghbroker/ghbroker/internal/admin"
+	"github.com/ghbroker/ghbroker/internal/config"
+	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/store/bolt"
+)
+
+// Token lifetimes the broker issues besides the session token (SPEC §5).
+const tokenLifetime = time.Hour
+
+func cmdServe(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "serve")
+	path := fs.String("config", "", "config file (YAML)")
+	logFormat := fs.String("log-format", "", "log format: json or text (overrides log.format)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageErr("serve needs --config FILE")
+	}
+	cfg, err := config.Load(*path, e.lookupEnv)
+	if err != nil {
+		return configErr(err)
+	}
+	logger, err := newLogger(e.stderr, cfg.Log, *logFormat)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+func newLogger(w io.Writer, l config.Log, formatFlag string) (*slog.Logger, error) {
+	format := l.Format
+	if formatFlag != "" {
+		format = formatFlag
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
+		return nil, usageErr("log level %q: %v", l.Level, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, usageErr("log format must be json or text, not %q", format)
+}
+
+// app is a running broker: the store, keys and HTTP surface built from one
+// config.
+type app struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	store  *bolt.Store
+	keys   *keys.Manager
+	broker *broker.Server
+	reg    *prometheus.Registry
+	// ready is closed once every listener is bound (used by dev and tests).
+	ready chan struct{}
+	// addrs are the bound listener addresses, by config key.
+	addrs map[string]string
+}
+
+// openStore opens the bolt store and turns its typed failures into exit
+// codes and one-sentence messages.
+func openStore(path string, logger *slog.Logger) (*bolt.Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, runtimeErr(fmt.Errorf("cannot create the store directory: %w", err))
+	}
+	st, err := bolt.Open(path, bolt.Options{Timeout: 2 * time.Second, Logger: logger})
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
+	return st, nil
+}
+
+func keyOptions(cfg *config.Config, logger *slog.Logger) keys.Options {
+	return keys.Options{
+		Algorithm:        cfg.Keys.Algorithm,
+		RotateEvery:      cfg.Keys.RotateEvery.D(),
+		MaxTokenLifetime: max(cfg.Session.TTL.D(), tokenLifetime),
+		Logger:           logger,
+	}
+}
+
+func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app, error) {
+	st, err := openStore(cfg.Storage.Bolt.Path, logger)
+	if err != nil {
+		return nil, err
+	}
+	km, err := keys.NewManager(ctx, st, keyOptions(cfg, logger))
+	if err != nil {
+		st.Close()
+		return nil, runtimeErr(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b, err := broker.New(broker.Options{
+		Issuer:     cfg.Issuer,
+		Keys:       km,
+		Store:      st,
+		JWKSMaxAge: keys.JWKSMaxAge(cfg.Keys.RotateEvery.D()),
+		Registry:   reg,
+		Gatherer:   reg,
+		Logger:     logger,
+	})
+	if err != nil {
+		st.Close()
+		return nil, runtimeErr(err)
+	}
+	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg,
+		ready: make(chan struct{}), addrs: map[string]string{}}, nil
+}
+
+// run serves until ctx is done, then drains and closes the store.
+func (a *app) run(ctx context.Context) error {
+	defer a.store.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	main, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return runtimeErr(fmt.Errorf("listen %s: %w", a.cfg.Listen, err))
+	}
+	a.addrs["listen"] = main.Addr().String()
+	sock := admin.SocketPath(a.store.Path())
+	adminL, err := admin.Listen(sock)
+	if err != nil {
+		main.Close()
+		return runtimeErr(err)
+	}
+	defer os.Remove(sock)
+
+	servers := []*http.Server{
+		{Handler: a.broker, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		{Handler: &admin.Handler{Keys: a.keys, Logger: a.log}, ReadHeaderTimeout: 10 * time.Second},
+	}
+	listeners := []net.Listener{main, adminL}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
+	wg.Go(func() { a.store.RunSweeper(ctx, time.Minute) })
+
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", main.Addr().String(),
+		"store", a.store.Path(), "admin_socket", sock)
+	close(a.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down: draining connections")
+	case err := <-errc:
+		runErr = runtimeErr(err)
+		a.log.Error("server failed", "err", err)
+	}
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer stop()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			a.log.Warn("shutdown incomplete", "err", err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	a.log.Info("stopped")
+	return runErr
+}
+
+// rotationCheckInterval is how often the key loop checks whether a rotation
+// is due and reloads keys changed by another process.
+func rotationCheckInterval(cfg *config.Config) time.Duration {
+	return min(cfg.Keys.RotateEvery.D()/10, 30*time.Second)
+}
