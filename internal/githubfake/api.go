@@ -115,7 +115,12 @@ func (s *Server) api(rt apiRoute) http.Handler {
 			writeHugeBody(w)
 			return
 		}
-		s.writeResult(w, r, f, tok, rt.h(newAPICall(r, tok)), used, reset)
+		call := newAPICall(r, tok, s.world())
+		if call == nil {
+			writeAPIError(w, http.StatusUnauthorized, "Bad credentials", docsREST)
+			return
+		}
+		s.writeResult(w, r, f, tok, rt.h(call), used, reset)
 	})
 }
 
@@ -175,7 +180,7 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, f Faults, t
 	_, _ = w.Write(body)
 }
 
-func newAPICall(r *http.Request, tok *tokenRec) *apiCall {
+func newAPICall(r *http.Request, tok *tokenRec, wd *world) *apiCall {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -185,7 +190,13 @@ func newAPICall(r *http.Request, tok *tokenRec) *apiCall {
 	if strings.HasPrefix(r.URL.Path, "/api/v3/") {
 		base += "/api/v3"
 	}
-	return &apiCall{r: r, apiBase: base, webBase: web, user: tok.user, scopes: tok.scopes}
+	// The fixture may have been replaced (SetFixture): act as the user
+	// the token was issued to is now.
+	u := wd.user(tok.user.Login)
+	if u == nil {
+		return nil
+	}
+	return &apiCall{r: r, apiBase: base, webBase: web, user: u, scopes: tok.scopes}
 }
 
 func versionMessage(ver string) string {

@@ -1,8 +1,11 @@
 package githubfake
 
 import (
+	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -182,4 +185,38 @@ func FuzzLoadFixture(f *testing.F) {
 		}
 		New(fx, Options{}) // a fixture that loads must never make New panic
 	})
+}
+
+func TestSetFixtureChangesMemberships(t *testing.T) {
+	f := DefaultFixture()
+	s := New(f, Options{})
+	tok, err := s.IssueToken("alice", "read:org", "user:email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		req := httptest.NewRequest("GET", "/user/memberships/orgs?state=active", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		var ms []map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &ms); err != nil {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		return len(ms)
+	}
+	before := count()
+	g := DefaultFixture()
+	for i := range g.Orgs {
+		g.Orgs[i].Members = slices.DeleteFunc(g.Orgs[i].Members, func(m string) bool { return m == "alice" })
+		g.Orgs[i].Admins = slices.DeleteFunc(g.Orgs[i].Admins, func(m string) bool { return m == "alice" })
+		for j := range g.Orgs[i].Teams {
+			g.Orgs[i].Teams[j].Members = slices.DeleteFunc(g.Orgs[i].Teams[j].Members, func(m string) bool { return m == "alice" })
+			g.Orgs[i].Teams[j].Maintainers = slices.DeleteFunc(g.Orgs[i].Teams[j].Maintainers, func(m string) bool { return m == "alice" })
+		}
+	}
+	s.SetFixture(g)
+	if after := count(); before == 0 || after != 0 {
+		t.Fatalf("memberships before %d, after removal %d", before, after)
+	}
 }

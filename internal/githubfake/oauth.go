@@ -38,7 +38,7 @@ type authzFailure struct {
 
 // parseAuthorize validates the authorization request parameters.
 func (s *Server) parseAuthorize(p url.Values) (*authzRequest, *authzFailure) {
-	app := s.w.apps[p.Get("client_id")]
+	app := s.world().apps[p.Get("client_id")]
 	if app == nil {
 		return nil, &authzFailure{notFound: true}
 	}
@@ -96,7 +96,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	auto := s.autoApprove
 	s.mu.Unlock()
 	if auto != nil {
-		if u := s.w.user(req.login); u != nil {
+		if u := s.world().user(req.login); u != nil {
 			auto = u
 		}
 		s.approve(w, r, req, auto)
@@ -131,7 +131,7 @@ func (s *Server) handleAuthorizeSubmit(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	u := s.w.user(form.Get("login"))
+	u := s.world().user(form.Get("login"))
 	if u == nil {
 		s.renderSignIn(w, r, req, http.StatusUnprocessableEntity, "Choose one of the accounts below.")
 		return

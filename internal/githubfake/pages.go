@@ -91,7 +91,7 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, req *authz
 			data.Hidden = append(data.Hidden, hiddenField{k, req.params.Get(k)})
 		}
 	}
-	for _, u := range s.w.users {
+	for _, u := range s.world().users {
 		data.Users = append(data.Users, pageUser{
 			Login: u.Login, Name: u.Name, Avatar: "/avatars/u/" + strconv.FormatInt(u.ID, 10) + "?v=4",
 			Orgs: orgNames(u), Suggested: strings.EqualFold(u.Login, req.login),
@@ -114,10 +114,10 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 		Users []pageUser
 		Orgs  []pageOrg
 	}
-	for _, u := range s.w.users {
+	for _, u := range s.world().users {
 		data.Users = append(data.Users, pageUser{Login: u.Login, Name: u.Name, Orgs: orgNames(u)})
 	}
-	for _, o := range s.w.orgs {
+	for _, o := range s.world().orgs {
 		var teams []string
 		for _, t := range o.teams {
 			teams = append(teams, t.Slug)
@@ -165,12 +165,12 @@ func (s *Server) handleAvatar(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	initial := "?"
-	for _, u := range s.w.users {
+	for _, u := range s.world().users {
 		if u.ID == id {
 			initial = strings.ToUpper(u.Login[:1])
 		}
 	}
-	for _, o := range s.w.orgs {
+	for _, o := range s.world().orgs {
 		if o.ID == id {
 			initial = strings.ToUpper(o.Login[:1])
 		}

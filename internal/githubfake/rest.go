@@ -124,7 +124,7 @@ func (s *Server) listOrgMemberships(c *apiCall) apiResult {
 
 // getOrgMembership serves GET /user/memberships/orgs/{org}.
 func (s *Server) getOrgMembership(c *apiCall) apiResult {
-	o := s.w.org(c.r.PathValue("org"))
+	o := s.world().org(c.r.PathValue("org"))
 	if o == nil || !hasAnyScope(c.scopes, readOrgScopes()...) {
 		return notFound(docsMembership)
 	}
@@ -143,7 +143,7 @@ func (s *Server) getOrgMembership(c *apiCall) apiResult {
 // checkMember serves GET /orgs/{org}/members/{username}: 204 or 404 for a
 // requester who is a member (with read:org), else a 302 to public_members.
 func (s *Server) checkMember(c *apiCall) apiResult {
-	o := s.w.org(c.r.PathValue("org"))
+	o := s.world().org(c.r.PathValue("org"))
 	if o == nil {
 		return notFound(docsCheckMember)
 	}
@@ -156,7 +156,7 @@ func (s *Server) checkMember(c *apiCall) apiResult {
 			location: c.apiBase + "/orgs/" + o.Login + "/public_members/" + url.PathEscape(c.r.PathValue("username")),
 		}
 	}
-	if u := s.w.user(c.r.PathValue("username")); u != nil && o.isMember(u) {
+	if u := s.world().user(c.r.PathValue("username")); u != nil && o.isMember(u) {
 		return apiResult{status: http.StatusNoContent}
 	}
 	return notFound(docsCheckMember)
@@ -165,8 +165,8 @@ func (s *Server) checkMember(c *apiCall) apiResult {
 // checkPublicMember serves GET /orgs/{org}/public_members/{username}. Every
 // member counts as public; public data is not subject to the restriction.
 func (s *Server) checkPublicMember(c *apiCall) apiResult {
-	o := s.w.org(c.r.PathValue("org"))
-	u := s.w.user(c.r.PathValue("username"))
+	o := s.world().org(c.r.PathValue("org"))
+	u := s.world().user(c.r.PathValue("username"))
 	if o == nil || u == nil || !o.isMember(u) {
 		return notFound(docsCheckPublic)
 	}
@@ -176,7 +176,7 @@ func (s *Server) checkPublicMember(c *apiCall) apiResult {
 // getTeamMembership serves GET /orgs/{org}/teams/{team_slug}/memberships/{username}.
 // The team must be visible to the requester; org owners read as maintainers.
 func (s *Server) getTeamMembership(c *apiCall) apiResult {
-	o := s.w.org(c.r.PathValue("org"))
+	o := s.world().org(c.r.PathValue("org"))
 	if o == nil || !hasAnyScope(c.scopes, readOrgScopes()...) {
 		return notFound(docsTeamMembership)
 	}
@@ -184,7 +184,7 @@ func (s *Server) getTeamMembership(c *apiCall) apiResult {
 		return restricted(o)
 	}
 	t := o.teamBySlug[lower(c.r.PathValue("team_slug"))]
-	u := s.w.user(c.r.PathValue("username"))
+	u := s.world().user(c.r.PathValue("username"))
 	if t == nil || u == nil || !t.visibleTo(c.user) || !t.isMember(u) {
 		return notFound(docsTeamMembership)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,7 +30,7 @@ type Options struct {
 // flow, the REST API at the root and under /api/v3, a sign-in page and an
 // index page at /. All its methods are safe for concurrent use.
 type Server struct {
-	w         *world
+	w         atomic.Pointer[world]
 	mux       *http.ServeMux
 	now       func() time.Time
 	rateLimit int
@@ -80,7 +81,6 @@ func New(f *Fixture, opts Options) *Server {
 	}
 	f = f.clone()
 	s := &Server{
-		w:          newWorld(f),
 		mux:        http.NewServeMux(),
 		now:        opts.Now,
 		rateLimit:  opts.RateLimit,
@@ -91,6 +91,7 @@ func New(f *Fixture, opts Options) *Server {
 		restricted: map[string]bool{},
 		calls:      map[string]int{},
 	}
+	s.w.Store(newWorld(f))
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -107,6 +108,19 @@ func New(f *Fixture, opts Options) *Server {
 	}
 	s.routes()
 	return s
+}
+
+func (s *Server) world() *world { return s.w.Load() }
+
+// SetFixture replaces the emulated users, orgs and teams, as if GitHub's
+// data changed: tokens already issued keep working for users who still
+// exist and see their new memberships (a user removed from an org loses
+// it at the next API call). It panics on an invalid fixture, like New.
+func (s *Server) SetFixture(f *Fixture) {
+	if err := f.Validate(); err != nil {
+		panic("githubfake: SetFixture: " + err.Error())
+	}
+	s.w.Store(newWorld(f.clone()))
 }
 
 // routes registers every pattern; REST routes twice (root and /api/v3).
@@ -171,7 +185,7 @@ func (s *Server) ResetCalls() {
 func (s *Server) SetAutoApprove(login string) {
 	var u *userRec
 	if login != "" {
-		if u = s.w.user(login); u == nil {
+		if u = s.world().user(login); u == nil {
 			panic(fmt.Sprintf("githubfake: SetAutoApprove: unknown user %q", login))
 		}
 	}
@@ -228,11 +242,11 @@ func (s *Server) RevokeUser(login string) int {
 // the user had completed the web flow with the fixture's first app, so REST
 // tests can skip the flow.
 func (s *Server) IssueToken(login string, scopes ...string) (string, error) {
-	u := s.w.user(login)
+	u := s.world().user(login)
 	if u == nil {
 		return "", fmt.Errorf("githubfake: IssueToken: unknown user %q", login)
 	}
-	return s.newToken(s.w.firstApp, u, dedupe(scopes)), nil
+	return s.newToken(s.world().firstApp, u, dedupe(scopes)), nil
 }
 
 func (s *Server) newToken(clientID string, u *userRec, scopes []string) string {

@@ -115,7 +115,7 @@ func (s *Server) exchange(req *tokenRequest) (string, []string, *oauthError) {
 	if req.grantType != "" && req.grantType != "authorization_code" {
 		return fail(errUnsupportedGrant())
 	}
-	app := s.w.apps[req.clientID]
+	app := s.world().apps[req.clientID]
 	if app == nil || subtle.ConstantTimeCompare([]byte(app.ClientSecret), []byte(req.clientSecret)) != 1 {
 		return fail(errIncorrectClient())
 	}
