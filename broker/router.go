@@ -5,25 +5,65 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ghbroker/ghbroker/web"
 )
 
 // routes is the one place that knows URL paths and the only file that
 // imports gorilla/mux.
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
-	r.StrictSlash(false)
 	get := []string{http.MethodGet, http.MethodHead}
+	// Requests for other hosts (the dev demo upstream) go to Extra.
+	var root *mux.Router = r
+	if s.opts.Extra != nil {
+		root = r.Host(s.issuer.Host).Subrouter()
+		r.NotFoundHandler = s.opts.Extra
+	}
 
-	r.Handle("/.well-known/openid-configuration", s.instrument("discovery", http.HandlerFunc(s.discovery))).Methods(get...)
-	r.Handle("/keys", s.instrument("keys", http.HandlerFunc(s.jwks))).Methods(get...)
-	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(get...)
-	r.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(get...)
-	r.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})).Methods(get...)
+	root.Handle("/.well-known/openid-configuration", s.instrument("discovery", http.HandlerFunc(s.discovery))).Methods(get...)
+	root.Handle("/keys", s.instrument("keys", http.HandlerFunc(s.jwks))).Methods(get...)
+	root.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(get...)
+	root.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(get...)
+	root.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})).Methods(get...)
+	root.PathPrefix("/static/").Handler(http.StripPrefix("/static/", staticHandler())).Methods(get...)
 	if s.opts.Authz != nil {
 		// Every method: gateways forward the original one.
-		r.PathPrefix("/authz").Handler(s.opts.Authz)
+		root.PathPrefix("/authz").Handler(s.opts.Authz)
 	}
-	r.NotFoundHandler = s.instrument("not_found", http.HandlerFunc(notFound))
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
-	return r
+	if s.signInEnabled() {
+		root.Handle("/", s.page("home", s.home)).Methods(get...)
+		root.Handle("/login", s.page("login", s.login)).Methods(get...)
+		root.Handle("/callback", s.page("callback", s.callback)).Methods(get...)
+		root.Handle("/logout", s.page("logout", s.logout)).Methods(http.MethodGet, http.MethodPost)
+		root.Handle("/authorize", s.page("authorize", s.authorize)).Methods(http.MethodGet, http.MethodPost)
+		root.Handle("/token", s.instrument("token", http.HandlerFunc(s.token))).Methods(http.MethodPost)
+		root.Handle("/userinfo", s.instrument("userinfo", http.HandlerFunc(s.userinfo))).Methods(http.MethodGet, http.MethodPost)
+		root.Handle("/revoke", s.instrument("revoke", http.HandlerFunc(s.revoke))).Methods(http.MethodPost)
+		root.Handle("/introspect", s.instrument("introspect", http.HandlerFunc(s.introspect))).Methods(http.MethodPost)
+	}
+	root.NotFoundHandler = s.instrument("not_found", http.HandlerFunc(notFound))
+	root.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	if s.opts.Extra == nil {
+		r.NotFoundHandler = root.NotFoundHandler
+	}
+	r.MethodNotAllowedHandler = root.MethodNotAllowedHandler
+	return withRequestID(r)
+}
+
+// page wraps a handler for people: metrics and a bounded request.
+func (s *Server) page(route string, h http.HandlerFunc) http.Handler {
+	return s.instrument(route, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		h(w, r)
+	}))
+}
+
+func staticHandler() http.Handler {
+	fs := http.FileServerFS(web.Static())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		fs.ServeHTTP(w, r)
+	})
 }

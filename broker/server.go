@@ -17,19 +17,78 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ghbroker/ghbroker/broker/github"
+	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/store"
+	"github.com/ghbroker/ghbroker/web"
 )
 
 // KeySource is what the broker needs from the signing keys.
 type KeySource interface {
+	// Sign serialises claims as a compact JWS of the given kind.
+	Sign(kind claims.Kind, c any) (string, error)
 	// JWKS is the published key set as JSON.
 	JWKS() []byte
 	// PublishedAlgorithms lists the algorithms of the published keys.
 	PublishedAlgorithms() []string
 	// LoadedAt is when the key set was last loaded (zero: never).
 	LoadedAt() time.Time
+	// PublicKey returns a published key by kid.
+	PublicKey(kid string) (jose.JSONWebKey, bool)
+}
+
+// TokenVerifier verifies the broker's own tokens (authz.Verifier).
+type TokenVerifier interface {
+	Verify(token string, kind claims.Kind) (*claims.Claims, error)
+}
+
+// GitHub is the upstream identity provider (*github.Client).
+type GitHub interface {
+	AuthCodeURL(state, verifier, loginHint string) string
+	Exchange(ctx context.Context, code, verifier string) (string, error)
+	FetchIdentity(ctx context.Context, token string, allowedOrgs []string) (*github.Identity, error)
+	OrgApprovalURL(org string) string
+}
+
+// Store is the persistence the broker uses.
+type Store interface {
+	store.KeyStore
+	store.SecretStore
+	store.SessionStore
+	store.LoginStateStore
+	store.AuthCodeStore
+	store.RefreshStore
+}
+
+// SessionOptions configure the SSO session.
+type SessionOptions struct {
+	// CookieName names the session cookie. Default "_ghbroker".
+	CookieName string
+	// CookieDomain is the SSO cookie's Domain ("" = issuer host only).
+	CookieDomain string
+	// TTL is the session token's lifetime. Default 1h.
+	TTL time.Duration
+	// MaxAge is the server-side session's lifetime. Default 168h.
+	MaxAge time.Duration
+	// AllowedRedirectDomains: where rd may point (".example.com" or a host).
+	AllowedRedirectDomains []string
+	// PolicyGroups are the groups some authz rule names. When a user's
+	// groups do not fit the cookie budget, the session token keeps org
+	// entries and these, so every rule still decides correctly.
+	PolicyGroups []string
+}
+
+// GitHubOptions configure sign-in with GitHub.
+type GitHubOptions struct {
+	// Client talks to GitHub. Required for sign-in.
+	Client GitHub
+	// AllowedOrgs: signing in requires membership of one of them.
+	AllowedOrgs []string
+	// GroupsFormat is "github" (org/team) or "dex" (org:team).
+	GroupsFormat string
 }
 
 // Options configure a Server. Issuer, Keys and Store are required.
@@ -38,17 +97,27 @@ type Options struct {
 	Issuer string
 	// Keys signs and publishes keys.
 	Keys KeySource
-	// Store persists sessions and codes; Ping-ed by /readyz.
-	Store store.KeyStore
+	// Verifier checks the broker's own session tokens. Required for sign-in.
+	Verifier TokenVerifier
+	// Store persists sessions and codes.
+	Store Store
+	// Session configures the SSO cookie and sessions.
+	Session SessionOptions
+	// GitHub configures the upstream.
+	GitHub GitHubOptions
+	// Clients are the static OIDC relying parties.
+	Clients []Client
 	// JWKSMaxAge is the Cache-Control max-age of /keys. It must be shorter
 	// than the time a next key is published before it signs.
 	JWKSMaxAge time.Duration
 	// Authz, when set, is mounted at /authz and /authz/{rest}.
 	Authz http.Handler
-	// Registry receives the broker's metrics; /metrics serves Gatherer.
+	// Extra, when set, handles hosts other than the issuer's (the dev
+	// demo upstream).
+	Extra http.Handler
+	// Registry receives the broker's metrics.
 	Registry prometheus.Registerer
-	// Gatherer is served at /metrics. Default prometheus.DefaultGatherer
-	// is never used: pass the registry.
+	// Gatherer is served at /metrics.
 	Gatherer prometheus.Gatherer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -59,8 +128,19 @@ type Options struct {
 // Server is the broker's HTTP surface.
 type Server struct {
 	opts    Options
+	issuer  *url.URL
 	handler http.Handler
 	metrics *httpMetrics
+	pages   *web.Pages
+	// secure is false only for a loopback http issuer (dev).
+	secure bool
+	// sealer encrypts GitHub tokens at rest.
+	sealer *sealer
+	// clients by id.
+	clients map[string]*Client
+	// resumeAuthorize, when set, continues an OIDC authorization request
+	// after a GitHub sign-in.
+	resumeAuthorize func(w http.ResponseWriter, r *http.Request, areq store.AuthRequest, sess store.Session)
 }
 
 // New validates opts and assembles the routes.
@@ -68,8 +148,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Issuer == "" || opts.Keys == nil || opts.Store == nil {
 		return nil, errors.New("broker: Issuer, Keys and Store are required")
 	}
-	if _, err := url.Parse(opts.Issuer); err != nil {
-		return nil, fmt.Errorf("broker: issuer: %w", err)
+	iss, err := url.Parse(opts.Issuer)
+	if err != nil || iss.Host == "" {
+		return nil, fmt.Errorf("broker: issuer %q is not an absolute URL", opts.Issuer)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -84,18 +165,49 @@ func New(opts Options) (*Server, error) {
 	if opts.JWKSMaxAge <= 0 {
 		opts.JWKSMaxAge = 5 * time.Minute
 	}
-	s := &Server{opts: opts}
+	s := &opts.Session
+	if s.CookieName == "" {
+		s.CookieName = "_ghbroker"
+	}
+	if s.TTL <= 0 {
+		s.TTL = time.Hour
+	}
+	if s.MaxAge <= 0 {
+		s.MaxAge = 168 * time.Hour
+	}
+	pages, err := web.Parse()
+	if err != nil {
+		return nil, fmt.Errorf("broker: templates: %w", err)
+	}
+	srv := &Server{opts: opts, issuer: iss, pages: pages, secure: iss.Scheme == "https"}
+	if srv.sealer, err = newSealer(context.Background(), opts.Store); err != nil {
+		return nil, err
+	}
+	srv.clients = map[string]*Client{}
+	for i := range opts.Clients {
+		c := &opts.Clients[i]
+		if _, dup := srv.clients[c.ID]; dup || c.ID == "" {
+			return nil, fmt.Errorf("broker: client id %q is empty or duplicated", c.ID)
+		}
+		srv.clients[c.ID] = c
+	}
+	srv.resumeAuthorize = srv.resumeAfterSignIn
 	m, err := newHTTPMetrics(opts.Registry)
 	if err != nil {
 		return nil, err
 	}
-	s.metrics = m
-	s.handler = s.routes()
-	return s, nil
+	srv.metrics = m
+	srv.handler = srv.routes()
+	return srv, nil
 }
 
 // ServeHTTP serves every broker route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// signInEnabled reports whether GitHub sign-in is wired.
+func (s *Server) signInEnabled() bool {
+	return s.opts.GitHub.Client != nil && s.opts.Verifier != nil
+}
 
 // ready reports why the server cannot serve, or nil: the store answers
 // and signing keys are loaded.

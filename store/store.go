@@ -61,6 +61,9 @@ type Keys struct {
 type Session struct {
 	// ID is random and also the "sid" claim.
 	ID string `json:"id"`
+	// SecretHash is the SHA-256 of the renewal secret kept in the browser's
+	// session-id cookie; the id alone does not renew a session.
+	SecretHash string `json:"secret_hash,omitempty"`
 	// Subject is the GitHub numeric user id, as a decimal string.
 	Subject string `json:"sub"`
 	// Login is the GitHub login at the last sign-in or renewal.

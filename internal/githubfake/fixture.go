@@ -417,3 +417,21 @@ func (f *Fixture) clone() *Fixture {
 	}
 	return c
 }
+
+// RemoveMember takes login out of org and all of its teams, as an org
+// owner removing someone on GitHub would. Use it with SetFixture.
+func (f *Fixture) RemoveMember(org, login string) {
+	drop := func(s []string) []string {
+		return slices.DeleteFunc(s, func(m string) bool { return strings.EqualFold(m, login) })
+	}
+	for i := range f.Orgs {
+		o := &f.Orgs[i]
+		if !strings.EqualFold(o.Login, org) {
+			continue
+		}
+		o.Members, o.Admins, o.Pending = drop(o.Members), drop(o.Admins), drop(o.Pending)
+		for j := range o.Teams {
+			o.Teams[j].Members, o.Teams[j].Maintainers = drop(o.Teams[j].Members), drop(o.Teams[j].Maintainers)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -207,13 +206,8 @@ func TestSetFixtureChangesMemberships(t *testing.T) {
 	}
 	before := count()
 	g := DefaultFixture()
-	for i := range g.Orgs {
-		g.Orgs[i].Members = slices.DeleteFunc(g.Orgs[i].Members, func(m string) bool { return m == "alice" })
-		g.Orgs[i].Admins = slices.DeleteFunc(g.Orgs[i].Admins, func(m string) bool { return m == "alice" })
-		for j := range g.Orgs[i].Teams {
-			g.Orgs[i].Teams[j].Members = slices.DeleteFunc(g.Orgs[i].Teams[j].Members, func(m string) bool { return m == "alice" })
-			g.Orgs[i].Teams[j].Maintainers = slices.DeleteFunc(g.Orgs[i].Teams[j].Maintainers, func(m string) bool { return m == "alice" })
-		}
+	for _, o := range g.Orgs {
+		g.RemoveMember(o.Login, "alice")
 	}
 	s.SetFixture(g)
 	if after := count(); before == 0 || after != 0 {
