@@ -9,21 +9,34 @@ import (
 // discoveryDoc is the OpenID Provider Metadata (OIDC Discovery §3,
 // RFC 8414 §2). It lists only what the broker supports.
 type discoveryDoc struct {
-	Issuer                           string   `json:"issuer"`
-	AuthorizationEndpoint            string   `json:"authorization_endpoint,omitempty"`
-	TokenEndpoint                    string   `json:"token_endpoint,omitempty"`
-	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`
-	JWKSURI                          string   `json:"jwks_uri"`
-	ResponseTypesSupported           []string `json:"response_types_supported"`
-	SubjectTypesSupported            []string `json:"subject_types_supported"`
-	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
-	ClaimsSupported                  []string `json:"claims_supported"`
-	RequestParameterSupported        bool     `json:"request_parameter_supported"`
-	RequestURIParameterSupported     bool     `json:"request_uri_parameter_supported"`
+	Issuer                                    string   `json:"issuer"`
+	AuthorizationEndpoint                     string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint                             string   `json:"token_endpoint,omitempty"`
+	UserinfoEndpoint                          string   `json:"userinfo_endpoint,omitempty"`
+	JWKSURI                                   string   `json:"jwks_uri"`
+	EndSessionEndpoint                        string   `json:"end_session_endpoint,omitempty"`
+	RevocationEndpoint                        string   `json:"revocation_endpoint,omitempty"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint,omitempty"`
+	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	ResponseModesSupported                    []string `json:"response_modes_supported,omitempty"`
+	GrantTypesSupported                       []string `json:"grant_types_supported,omitempty"`
+	SubjectTypesSupported                     []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported,omitempty"`
+	ClaimsSupported                           []string `json:"claims_supported"`
+	PromptValuesSupported                     []string `json:"prompt_values_supported,omitempty"`
+	RequestParameterSupported                 bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
+	ClaimsParameterSupported                  bool     `json:"claims_parameter_supported"`
+	AuthorizationResponseISSParameterSupport  bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
 func (s *Server) discoveryDocument() discoveryDoc {
-	return discoveryDoc{
+	d := discoveryDoc{
 		Issuer:                           s.opts.Issuer,
 		JWKSURI:                          s.opts.Issuer + "/keys",
 		ResponseTypesSupported:           []string{"code"},
@@ -38,6 +51,22 @@ func (s *Server) discoveryDocument() discoveryDoc {
 		RequestParameterSupported:    false,
 		RequestURIParameterSupported: false,
 	}
+	if s.signInEnabled() {
+		iss := s.opts.Issuer
+		auth := []string{"client_secret_basic", "client_secret_post", "none"}
+		d.AuthorizationEndpoint, d.TokenEndpoint, d.UserinfoEndpoint = iss+"/authorize", iss+"/token", iss+"/userinfo"
+		d.EndSessionEndpoint, d.RevocationEndpoint, d.IntrospectionEndpoint = iss+"/logout", iss+"/revoke", iss+"/introspect"
+		d.ScopesSupported = supportedScopes
+		d.ResponseModesSupported = []string{"query"}
+		d.GrantTypesSupported = []string{"authorization_code", "refresh_token"}
+		d.TokenEndpointAuthMethodsSupported = auth
+		d.RevocationEndpointAuthMethodsSupported = auth
+		d.IntrospectionEndpointAuthMethodsSupported = auth
+		d.CodeChallengeMethodsSupported = []string{"S256"}
+		d.PromptValuesSupported = []string{"none", "login", "consent", "select_account"}
+		d.AuthorizationResponseISSParameterSupport = true
+	}
+	return d
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {

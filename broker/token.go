@@ -1,0 +1,278 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/ghbroker/ghbroker/broker/github"
+	"github.com/ghbroker/ghbroker/store"
+)
+
+// maxFormBytes bounds the body of every OAuth POST endpoint.
+const maxFormBytes = 64 << 10
+
+// readForm parses a bounded application/x-www-form-urlencoded body and
+// refuses repeated parameters (RFC 6749 §3.2).
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	if r.Method != http.MethodPost {
+		return nil, errInvalidRequest("use POST")
+	}
+	ct := r.Header.Get("Content-Type")
+	if !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
+		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, errInvalidRequest("the form could not be read (too large or malformed)")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, errInvalidRequest(k + " appears more than once")
+		}
+	}
+	return r.PostForm, nil
+}
+
+// token is the token endpoint (RFC 6749 §3.2): authorization_code and
+// refresh_token grants.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	form, err := readForm(w, r)
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	c, err := s.authenticateClient(r, form)
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	var out issued
+	switch gt := form.Get("grant_type"); gt {
+	case "authorization_code":
+		out, err = s.exchangeCode(r.Context(), c, form)
+	case "refresh_token":
+		out, err = s.refresh(r.Context(), c, form)
+	case "":
+		err = errInvalidRequest("grant_type is required")
+	default:
+		err = errUnsupportedGrant("grant_type must be authorization_code or refresh_token")
+	}
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// errCodeReplay aborts the code transaction of a second use.
+var errCodeReplay = errors.New("code replay")
+
+// exchangeCode redeems an authorization code (RFC 6749 §4.1.3). A code is
+// good once: a second use revokes the refresh family the first created
+// (RFC 6749 §4.1.2).
+func (s *Server) exchangeCode(ctx context.Context, c *Client, form url.Values) (issued, error) {
+	code, redirectURI, verifier := form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier")
+	if code == "" {
+		return issued{}, errInvalidRequest("code is required")
+	}
+	now := s.opts.Now()
+	familyID := randomToken(16)
+	var ac store.AuthCode
+	err := s.opts.Store.UpdateAuthCode(ctx, hashSecret(code), func(old store.AuthCode) (store.AuthCode, error) {
+		ac = old
+		if old.Used {
+			return old, errCodeReplay
+		}
+		if old.Request.ClientID != c.ID {
+			return old, errInvalidGrant("the code was issued to another client")
+		}
+		if old.Request.RedirectURI != redirectURI && (redirectURI != "" || !s.onlyRedirect(c, old.Request.RedirectURI)) {
+			return old, errInvalidGrant("redirect_uri does not match the authorization request")
+		}
+		if err := checkPKCE(old.Request, verifier); err != nil {
+			return old, err
+		}
+		old.Used, old.FamilyID, old.Expires = true, familyID, now.Add(usedCodeTTL)
+		return old, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
+	case errors.Is(err, errCodeReplay):
+		s.opts.Logger.Warn("authorization code used twice: revoking what the first use issued", "client", c.ID)
+		if ac.FamilyID != "" {
+			s.revokeFamily(ctx, ac.FamilyID)
+		}
+		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
+	case err != nil:
+		return issued{}, err
+	}
+	sess, err := s.opts.Store.GetSession(ctx, ac.SessionID)
+	if err != nil {
+		return issued{}, errInvalidGrant("the sign-in session has ended")
+	}
+	out, err := s.mintTokens(c, sess, ac.Request.Scopes, ac.Request.Nonce, now)
+	if err != nil {
+		return issued{}, err
+	}
+	if slices.Contains(ac.Request.Scopes, "offline_access") || c.AlwaysIssueRefreshToken {
+		secret := randomToken(32)
+		err := s.opts.Store.CreateRefreshFamily(ctx, store.RefreshFamily{
+			ID: familyID, ClientID: c.ID, SessionID: sess.ID, Subject: sess.Subject, Scopes: ac.Request.Scopes,
+			AuthTime: sess.AuthTime, CurrentHash: hashSecret(secret), Expires: now.Add(s.opts.Session.MaxAge),
+		})
+		if err != nil {
+			return issued{}, err
+		}
+		out.RefreshToken = familyID + "." + secret
+	}
+	return out, nil
+}
+
+// onlyRedirect reports whether uri is the client's only redirect URI, the
+// case where RFC 6749 §4.1.3 lets the token request omit redirect_uri.
+func (s *Server) onlyRedirect(c *Client, uri string) bool {
+	return len(c.RedirectURIs) == 1 && c.RedirectURIs[0] == uri
+}
+
+// checkPKCE verifies code_verifier against the stored S256 challenge
+// (RFC 7636 §4.6), and refuses a verifier for a code that had no challenge
+// (a PKCE downgrade, RFC 9700 §2.1.1).
+func checkPKCE(req store.AuthRequest, verifier string) error {
+	if req.CodeChallenge == "" {
+		if verifier != "" {
+			return errInvalidGrant("code_verifier sent but the authorization request had no code_challenge")
+		}
+		return nil
+	}
+	if verifier == "" {
+		return errInvalidGrant("code_verifier is required")
+	}
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return errInvalidGrant("code_verifier must be 43 to 128 characters")
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	got := base64.RawURLEncoding.EncodeToString(sum[:])
+	if subtle.ConstantTimeCompare([]byte(got), []byte(req.CodeChallenge)) != 1 {
+		return errInvalidGrant("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// errRefreshReplay aborts the rotation of a token that is not current.
+var errRefreshReplay = errors.New("refresh token replay")
+
+// refresh redeems a refresh token (RFC 6749 §6): it re-reads the user's
+// GitHub memberships with the stored GitHub token, then rotates the token.
+// Presenting a token that is not the family's newest revokes the family.
+func (s *Server) refresh(ctx context.Context, c *Client, form url.Values) (issued, error) {
+	fid, secret, ok := strings.Cut(form.Get("refresh_token"), ".")
+	if !ok || fid == "" || secret == "" {
+		return issued{}, errInvalidGrant("the refresh token is invalid")
+	}
+	fam, err := s.opts.Store.GetRefreshFamily(ctx, fid)
+	if err != nil || fam.Revoked {
+		return issued{}, errInvalidGrant("the refresh token is invalid, expired or revoked")
+	}
+	if fam.ClientID != c.ID {
+		return issued{}, errInvalidGrant("the refresh token was issued to another client")
+	}
+	if !currentToken(fam.CurrentHash, secret) {
+		s.opts.Logger.Warn("refresh token reused: revoking its family", "client", c.ID, "sub", fam.Subject)
+		s.revokeFamily(ctx, fid)
+		return issued{}, errInvalidGrant("the refresh token was already used")
+	}
+	scopes := fam.Scopes
+	if sc := form.Get("scope"); sc != "" {
+		scopes = nil
+		for _, x := range strings.Fields(sc) {
+			if !slices.Contains(fam.Scopes, x) {
+				return issued{}, errInvalidScope("scope " + x + " was not granted originally")
+			}
+			scopes = append(scopes, x)
+		}
+	}
+	sess, err := s.refreshMemberships(ctx, fam)
+	if err != nil {
+		return issued{}, err
+	}
+	next := randomToken(32)
+	err = s.opts.Store.UpdateRefreshFamily(ctx, fid, func(f store.RefreshFamily) (store.RefreshFamily, error) {
+		if f.Revoked || !currentToken(f.CurrentHash, secret) {
+			return f, errRefreshReplay
+		}
+		f.CurrentHash = hashSecret(next)
+		return f, nil
+	})
+	if errors.Is(err, errRefreshReplay) {
+		s.revokeFamily(ctx, fid)
+		return issued{}, errInvalidGrant("the refresh token was already used")
+	}
+	if err != nil {
+		return issued{}, err
+	}
+	out, err := s.mintTokens(c, sess, scopes, "", s.opts.Now())
+	if err != nil {
+		return issued{}, err
+	}
+	out.RefreshToken = fid + "." + next
+	return out, nil
+}
+
+// refreshMemberships re-reads GitHub for the family's session: a user who
+// left every allowed org, or revoked the app, ends the session and the
+// family.
+func (s *Server) refreshMemberships(ctx context.Context, fam store.RefreshFamily) (store.Session, error) {
+	sess, err := s.opts.Store.GetSession(ctx, fam.SessionID)
+	if err != nil {
+		s.revokeFamily(ctx, fam.ID)
+		return sess, errInvalidGrant("the sign-in session has ended")
+	}
+	token, err := s.sealer.open(sess.GitHubToken, sess.ID)
+	if err != nil {
+		return sess, err
+	}
+	id, err := s.opts.GitHub.Client.FetchIdentity(ctx, token, s.opts.GitHub.AllowedOrgs)
+	switch {
+	case errors.Is(err, github.ErrBadCredentials):
+		s.deleteSession(ctx, sess.ID)
+		s.revokeFamily(ctx, fam.ID)
+		return sess, errInvalidGrant("the GitHub authorization was revoked")
+	case github.IsTemporary(err):
+		return sess, &oauthError{Code: "temporarily_unavailable", Description: "GitHub is unavailable; retry later",
+			Status: http.StatusServiceUnavailable, retryAfter: retryAfter(err)}
+	case err != nil:
+		return sess, err
+	}
+	if s.refusal(id) != nil {
+		s.deleteSession(ctx, sess.ID)
+		s.revokeFamily(ctx, fam.ID)
+		return sess, errInvalidGrant("the user is no longer in an allowed organization")
+	}
+	now := s.opts.Now()
+	err = s.opts.Store.UpdateSession(ctx, sess.ID, func(old store.Session) (store.Session, error) {
+		fillIdentity(&old, id, s.groups(id))
+		old.Renewed = now
+		sess = old
+		return old, nil
+	})
+	return sess, err
+}
+
+// revokeFamily ends a refresh family; failures are logged.
+func (s *Server) revokeFamily(ctx context.Context, id string) {
+	err := s.opts.Store.UpdateRefreshFamily(ctx, id, func(f store.RefreshFamily) (store.RefreshFamily, error) {
+		f.Revoked = true
+		return f, nil
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.opts.Logger.Error("revoking a refresh family failed", "err", err)
+	}
+}

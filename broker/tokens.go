@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/store"
+)
+
+// tokenTTL is the lifetime of ID and access tokens (SPEC §5).
+const tokenTTL = time.Hour
+
+// issued is what the token endpoint hands out.
+type issued struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	IDToken      string `json:"id_token,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+}
+
+// mintTokens signs an access token (RFC 9068) and an ID token (OIDC Core
+// §2) for sess. nonce is empty on refresh.
+func (s *Server) mintTokens(c *Client, sess store.Session, scopes []string, nonce string, now time.Time) (issued, error) {
+	scope := strings.Join(scopes, " ")
+	exp := jwt.NewNumericDate(now.Add(tokenTTL))
+	verified := sess.EmailVerified
+	// The access token carries identity and groups: the authz check and
+	// /userinfo read them without a store lookup.
+	at := &claims.Claims{
+		Claims: jwt.Claims{
+			Issuer: s.opts.Issuer, Subject: sess.Subject, Audience: jwt.Audience{s.opts.Issuer, c.ID},
+			IssuedAt: jwt.NewNumericDate(now), Expiry: exp, ID: randomToken(12),
+		},
+		AuthTime: jwt.NewNumericDate(sess.AuthTime), ClientID: c.ID, Scope: scope, SessionID: sess.ID,
+		PreferredUsername: sess.Login, Groups: sess.Groups,
+	}
+	access, err := s.opts.Keys.Sign(claims.KindAccess, at)
+	if err != nil {
+		return issued{}, fmt.Errorf("broker: sign access token: %w", err)
+	}
+	id := &claims.Claims{
+		Claims: jwt.Claims{
+			Issuer: s.opts.Issuer, Subject: sess.Subject, Audience: jwt.Audience{c.ID},
+			IssuedAt: jwt.NewNumericDate(now), Expiry: exp,
+		},
+		AuthTime: jwt.NewNumericDate(sess.AuthTime), Nonce: nonce, AuthorizedParty: c.ID,
+		AccessTokenHash: atHash(access), SessionID: sess.ID,
+	}
+	if slices.Contains(scopes, "profile") {
+		id.Name, id.PreferredUsername, id.Picture = sess.Name, sess.Login, sess.Picture
+	}
+	if slices.Contains(scopes, "email") && sess.Email != "" {
+		id.Email, id.EmailVerified = sess.Email, &verified
+	}
+	if slices.Contains(scopes, "groups") {
+		id.Groups = sess.Groups
+	}
+	idt, err := s.opts.Keys.Sign(claims.KindID, id)
+	if err != nil {
+		return issued{}, fmt.Errorf("broker: sign ID token: %w", err)
+	}
+	return issued{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(tokenTTL.Seconds()), IDToken: idt, Scope: scope}, nil
+}
+
+// atHash is the OIDC Core §3.1.3.6 at_hash: the left half of the hash of
+// the access token, with the hash of the token's own algorithm: SHA-256 for
+// RS256 and ES256, SHA-512 for EdDSA (Ed25519).
+func atHash(token string) string {
+	var sum []byte
+	if tokenAlg(token) == "EdDSA" {
+		h := sha512.Sum512([]byte(token))
+		sum = h[:]
+	} else {
+		h := sha256.Sum256([]byte(token))
+		sum = h[:]
+	}
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+// tokenAlg reads the "alg" of a compact JWS we just signed.
+func tokenAlg(token string) string {
+	head, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	_ = json.Unmarshal(raw, &h)
+	return h.Alg
+}
+
+// verifyIDTokenHint checks an id_token_hint: signed by one of our
+// published keys, issued by us, an ID token. Expired hints are accepted
+// (OIDC RP-Initiated Logout §2).
+func (s *Server) verifyIDTokenHint(token string) (*claims.Claims, error) {
+	if len(token) > 16<<10 {
+		return nil, errHint
+	}
+	algs := make([]jose.SignatureAlgorithm, 0, 3)
+	for _, a := range s.opts.Keys.PublishedAlgorithms() {
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	tok, err := jwt.ParseSigned(token, algs)
+	if err != nil || len(tok.Headers) != 1 {
+		return nil, errHint
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != string(claims.KindID) {
+		return nil, errHint
+	}
+	key, ok := s.opts.Keys.PublicKey(h.KeyID)
+	if !ok || key.Algorithm != h.Algorithm {
+		return nil, errHint
+	}
+	var c claims.Claims
+	if err := tok.Claims(key.Key, &c); err != nil {
+		return nil, errHint
+	}
+	if c.Issuer != s.opts.Issuer {
+		return nil, errHint
+	}
+	return &c, nil
+}
