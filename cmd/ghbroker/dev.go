@@ -2,8 +2,152 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ghbroker/ghbroker/internal/config"
+	"github.com/ghbroker/ghbroker/internal/githubfake"
 )
 
+// cmdDev runs the broker with the embedded GitHub emulator and a temporary
+// store on localhost. Every name under .localhost resolves to loopback in
+// browsers, so the emulator lives at github.localhost on the same port.
 func cmdDev(ctx context.Context, e env, args []string) error {
-	return usageErr("dev: not yet")
+	fs := newFlagSet(e, "dev")
+	port := fs.Int("port", 8080, "port on localhost")
+	autoLogin := fs.String("auto-login", "", "sign in as this fixture user without showing the picker")
+	fixturePath := fs.String("fixture", "", "GitHub emulator fixture (YAML); default: the built-in demo users")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fx := githubfake.DefaultFixture()
+	if *fixturePath != "" {
+		var err error
+		if fx, err = githubfake.ParseFixtureFile(*fixturePath); err != nil {
+			return configErr(err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "ghbroker-dev-")
+	if err != nil {
+		return runtimeErr(err)
+	}
+	defer os.RemoveAll(dir)
+
+	addr := fmt.Sprintf("127.0.0.1:%d", *port)
+	issuer := fmt.Sprintf("http://localhost:%d", *port)
+	ghHost := fmt.Sprintf("github.localhost:%d", *port)
+	for i := range fx.Apps {
+		fx.Apps[i].CallbackURL = issuer + "/callback"
+	}
+	cfg, err := devConfig(dir, addr, issuer, "http://"+ghHost, fx)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(e.stderr, config.Log{Format: "text", Level: "info"}, "")
+	if err != nil {
+		return err
+	}
+	gh := githubfake.New(fx, githubfake.Options{Logger: logger})
+	if *autoLogin != "" {
+		gh.SetAutoApprove(*autoLogin)
+	}
+	// The broker reaches the emulator over the same listener; *.localhost
+	// names are not in every resolver, so dial loopback directly.
+	ghClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+	a, err := newApp(ctx, cfg, logger, appOptions{githubHTTP: ghClient, extra: hostRouter(map[string]http.Handler{ghHost: gh})})
+	if err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-a.ready:
+			printDevBanner(e, issuer, ghHost, dir, fx)
+		case <-ctx.Done():
+		}
+	}()
+	return a.run(ctx)
+}
+
+// devGrafanaSecret is the demo Grafana client's secret in `ghbroker dev`.
+const devGrafanaSecret = "grafana-dev-secret"
+
+// devConfig is the configuration `ghbroker dev` runs with, validated like a
+// file would be.
+func devConfig(dir, addr, issuer, githubURL string, fx *githubfake.Fixture) (*config.Config, error) {
+	var orgs []string
+	for _, o := range fx.Orgs {
+		orgs = append(orgs, o.Login)
+	}
+	if len(orgs) > 1 {
+		orgs = orgs[:1] // the first org is allowed, so the others show what a refusal looks like
+	}
+	src := fmt.Sprintf(`issuer: %s
+listen: %q
+log: {format: text}
+storage:
+  bolt: {path: %s}
+github:
+  client_id: %s
+  client_secret: %s
+  url: %s
+  api_url: %s/api/v3
+  allowed_orgs: [%s]
+keys:
+  algorithm: ES256
+clients:
+  - id: grafana
+    name: Grafana on localhost:3000
+    secret: %s
+    redirect_uris: [http://localhost:3000/login/generic_oauth]
+    post_logout_redirect_uris: [http://localhost:3000/login]
+  - id: kubelogin
+    name: kubectl (kubelogin)
+    public: true
+    redirect_uris: [http://localhost:8000, http://localhost:18000]
+`, issuer, addr, filepath.Join(dir, "ghbroker.db"), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret, githubURL, githubURL, strings.Join(orgs, ", "), devGrafanaSecret)
+	cfg, err := config.Parse("ghbroker dev", []byte(src), nil)
+	if err != nil {
+		return nil, configErr(err)
+	}
+	return cfg, nil
+}
+
+// hostRouter sends requests to the handler for their Host.
+func hostRouter(hosts map[string]http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := hosts[strings.ToLower(r.Host)]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "ghbroker dev: no demo service at "+r.Host, http.StatusNotFound)
+	})
+}
+
+func printDevBanner(e env, issuer, ghHost, dir string, fx *githubfake.Fixture) {
+	var users []string
+	for _, u := range fx.Users {
+		users = append(users, u.Login)
+	}
+	fmt.Fprintf(e.stdout, `
+ghbroker dev is running. Open:
+
+  %s/            sign in (pick a GitHub user: %s)
+  http://%s/     the GitHub emulator
+  %s/.well-known/openid-configuration
+
+Only members of %s may sign in; the other users show the refusal page.
+OIDC clients: grafana (secret %s, redirect http://localhost:3000/login/generic_oauth)
+              kubelogin (public, PKCE, redirect http://localhost:8000)
+Temporary store: %s (deleted on exit). Press Ctrl-C to stop.
+`, issuer, strings.Join(users, ", "), ghHost, issuer, fx.Orgs[0].Login, devGrafanaSecret, dir)
 }

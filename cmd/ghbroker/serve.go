@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/broker"
+	"github.com/ghbroker/ghbroker/broker/github"
 	"github.com/ghbroker/ghbroker/internal/admin"
 	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
@@ -44,7 +46,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := newApp(ctx, cfg, logger)
+	a, err := newApp(ctx, cfg, logger, appOptions{})
 	if err != nil {
 		return err
 	}
@@ -107,29 +109,72 @@ func keyOptions(cfg *config.Config, logger *slog.Logger) keys.Options {
 	}
 }
 
-func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*app, error) {
+// appOptions are what `dev` adds to a config-built app.
+type appOptions struct {
+	// githubHTTP, when set, is the HTTP client for GitHub calls.
+	githubHTTP *http.Client
+	// extra serves hosts other than the issuer's (emulator, demo apps).
+	extra http.Handler
+}
+
+func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao appOptions) (*app, error) {
 	st, err := openStore(cfg.Storage.Bolt.Path, logger)
 	if err != nil {
 		return nil, err
 	}
-	km, err := keys.NewManager(ctx, st, keyOptions(cfg, logger))
+	a, err := buildApp(ctx, cfg, logger, ao, st)
 	if err != nil {
 		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao appOptions, st *bolt.Store) (*app, error) {
+	km, err := keys.NewManager(ctx, st, keyOptions(cfg, logger))
+	if err != nil {
 		return nil, runtimeErr(err)
+	}
+	verifier, err := authz.NewVerifier(authz.VerifierOptions{
+		Issuer: cfg.Issuer, Keys: km, IDTokenAudiences: cfg.Authz.IDTokenAudiences,
+	})
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
+	gh, err := github.New(github.Config{
+		ClientID: cfg.GitHub.ClientID, ClientSecret: cfg.GitHub.ClientSecret,
+		WebURL: cfg.GitHub.URL, APIURL: cfg.GitHub.APIURL, RedirectURL: cfg.Issuer + "/callback",
+		HTTPClient: ao.githubHTTP, Logger: logger,
+	})
+	if err != nil {
+		return nil, configErr(fmt.Errorf("github: %w", err))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b, err := broker.New(broker.Options{
-		Issuer:     cfg.Issuer,
-		Keys:       km,
-		Store:      st,
+		Issuer:   cfg.Issuer,
+		Keys:     km,
+		Verifier: verifier,
+		Store:    st,
+		Session: broker.SessionOptions{
+			CookieName:             cfg.Session.CookieName,
+			CookieDomain:           cfg.Session.CookieDomain,
+			TTL:                    cfg.Session.TTL.D(),
+			MaxAge:                 cfg.Session.MaxAge.D(),
+			AllowedRedirectDomains: cfg.Session.AllowedRedirectDomains,
+			PolicyGroups:           policyGroups(cfg.Policy),
+		},
+		GitHub: broker.GitHubOptions{
+			Client: gh, AllowedOrgs: cfg.GitHub.AllowedOrgs, GroupsFormat: cfg.GitHub.GroupsFormat,
+		},
+		Clients:    brokerClients(cfg.Clients),
 		JWKSMaxAge: keys.JWKSMaxAge(cfg.Keys.RotateEvery.D()),
+		Extra:      ao.extra,
 		Registry:   reg,
 		Gatherer:   reg,
 		Logger:     logger,
 	})
 	if err != nil {
-		st.Close()
 		return nil, runtimeErr(err)
 	}
 	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg,
@@ -196,6 +241,28 @@ func (a *app) run(ctx context.Context) error {
 	wg.Wait()
 	a.log.Info("stopped")
 	return runErr
+}
+
+// brokerClients turns the configured relying parties into broker clients.
+func brokerClients(cs []config.Client) []broker.Client {
+	out := make([]broker.Client, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, broker.Client{
+			ID: c.ID, Secret: c.Secret, Public: c.Public, Name: c.Name,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			Scopes: c.Scopes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken,
+		})
+	}
+	return out
+}
+
+// policyGroups lists every group some policy rule names.
+func policyGroups(p config.Policy) []string {
+	var out []string
+	for _, r := range p.Rules {
+		out = append(out, r.Allow.Groups...)
+	}
+	return out
 }
 
 // rotationCheckInterval is how often the key loop checks whether a rotation

@@ -118,7 +118,7 @@ func TestKeysRotateWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler), appOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

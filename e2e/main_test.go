@@ -1,0 +1,116 @@
+//go:build e2e
+
+// Package e2e runs the built ghbroker binary against real parts: a real
+// Chromium, real nginx, real OIDC client libraries. It needs the build tag
+// e2e (scripts/test passes it) and the Debian packages that scripts/test
+// installs when they are missing.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binary is the ghbroker built once for all tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ghbroker-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "ghbroker")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/ghbroker")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building ghbroker:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a ghbroker process whose output the test can wait on.
+type proc struct {
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+// start runs the binary with args and returns once a line containing
+// ready appears on its stdout or stderr.
+func start(t *testing.T, ready string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, lines: make(chan string, 1000)}
+	for _, r := range []io.Reader{stdout, stderr} {
+		go func() {
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				select {
+				case p.lines <- sc.Text():
+				default:
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+	deadline := time.After(60 * time.Second)
+	var seen []string
+	for {
+		select {
+		case l := <-p.lines:
+			seen = append(seen, l)
+			if strings.Contains(l, ready) {
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("%v never printed %q; output:\n%s", args, ready, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+func waitHTTP(t *testing.T, u string) {
+	t.Helper()
+	for range 300 {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered", u)
+}
