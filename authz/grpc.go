@@ -1,0 +1,276 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/ghbroker/ghbroker/claims"
+)
+
+// GRPCOptions configure the gRPC front door.
+type GRPCOptions struct {
+	// Issuer is the broker's public URL: the WWW-Authenticate realm and
+	// the base of the login redirect. Required.
+	Issuer string
+	// Verifier checks tokens. Required.
+	Verifier TokenVerifier
+	// Policy decides. Required.
+	Policy *Policy
+	// CookieName is the SSO cookie. Default "_ghbroker".
+	CookieName string
+	// Metrics records decisions. May be nil.
+	Metrics *Metrics
+	// Logger receives decisions at debug level and recovered panics at
+	// error level. Default discards.
+	Logger *slog.Logger
+	// SessionRefresh, when set, is asked on every request allowed by a
+	// session cookie for Set-Cookie values to send to the browser
+	// (OkHttpResponse.response_headers_to_add, which only the gRPC check
+	// has): the hook for sliding the session when its token is close to
+	// expiry. It must not block or do I/O. Nil sends none.
+	SessionRefresh func(session *claims.Claims, token string) (setCookies []string)
+	// ServerOptions are passed to grpc.NewServer (TLS credentials,
+	// keepalive, limits).
+	ServerOptions []grpc.ServerOption
+}
+
+// authzService is the Envoy Authorization service; the gRPC name its
+// health status is registered under.
+const authzService = "envoy.service.auth.v3.Authorization"
+
+// NewGRPCServer returns a gRPC server with envoy.service.auth.v3.Authorization
+// (Emissary AuthService proto: grpc with protocol_version: v3, Envoy
+// ext_authz grpc_service) and the standard health service, SERVING both
+// overall and for the Authorization service. The caller serves it on
+// authz.grpc_listen and stops it.
+//
+// The decision is the HTTP door's (SPEC §6), returned as an OkHttpResponse
+// (identity headers and Authorization, overwriting the client's; identity
+// headers not set are removed) or a DeniedHttpResponse (302 with Location,
+// 401 with WWW-Authenticate, 403 with a body). A Mapping's
+// auth_context_extensions allow_groups and allow_users (comma-separated)
+// narrow the policy for that route.
+func NewGRPCServer(opts GRPCOptions) (*grpc.Server, error) {
+	c, err := newChecker(opts.Issuer, opts.Verifier, opts.Policy, opts.CookieName, opts.Metrics, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := grpc.NewServer(opts.ServerOptions...)
+	authv3.RegisterAuthorizationServer(s, &grpcAuthz{c: c, refresh: opts.SessionRefresh})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(authzService, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(s, hs)
+	return s, nil
+}
+
+// grpcAuthz implements authv3.AuthorizationServer.
+type grpcAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+	c       *checker
+	refresh func(*claims.Claims, string) []string
+}
+
+// Check answers one ext_authz request. It never returns an error: a
+// failure is a denial (a recovered panic is logged and answered 401),
+// because gRPC errors become the gateway's status_on_error.
+func (g *grpcAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (out *authv3.CheckResponse, err error) {
+	start := time.Now()
+	res := resultUnauthenticated
+	defer func() {
+		if p := recover(); p != nil {
+			g.c.log.ErrorContext(ctx, "authz check panicked; answering 401", slog.Any("panic", p), slog.String("door", doorGRPC.String()))
+			out, err, res = g.c.grpcDenied(verdict{result: resultUnauthenticated}, &Request{}), nil, resultUnauthenticated
+		}
+		g.c.metrics.observe(doorGRPC, res, time.Since(start))
+	}()
+
+	attrs := in.GetAttributes()
+	hr := attrs.GetRequest().GetHttp()
+	hdrs := grpcHeaders(hr)
+	req, reqErr := grpcRequest(hr, hdrs)
+	var cookies *http.Request
+	if v := hdrs["cookie"]; len(v) > 0 {
+		cookies = &http.Request{Header: http.Header{"Cookie": v}}
+	}
+	ext := grpcExtensions(attrs.GetContextExtensions())
+	v := g.c.check(&req, reqErr, true, hdrs["authorization"], cookies, ext)
+	res = v.result
+	g.c.logDecision(ctx, doorGRPC, &req, v)
+	if v.result == resultAllow || v.result == resultPublic {
+		return g.allowed(v), nil
+	}
+	return g.c.grpcDenied(v, &req), nil
+}
+
+// grpcHeaders collects the request headers, lower-case, from the headers
+// map or, when Envoy encodes raw headers, from header_map.
+func grpcHeaders(hr *authv3.AttributeContext_HttpRequest) map[string][]string {
+	out := make(map[string][]string, len(hr.GetHeaders()))
+	for k, v := range hr.GetHeaders() {
+		k = strings.ToLower(k)
+		out[k] = append(out[k], v)
+	}
+	for _, h := range hr.GetHeaderMap().GetHeaders() {
+		k := strings.ToLower(h.GetKey())
+		v := h.GetValue()
+		if v == "" && len(h.GetRawValue()) > 0 {
+			v = string(h.GetRawValue())
+		}
+		out[k] = append(out[k], v)
+	}
+	return out
+}
+
+// grpcRequest reconstructs the original request from the attributes: the
+// scheme from X-Forwarded-Proto (set by Envoy's connection manager, the
+// client-facing scheme behind a TLS-terminating balancer), else the
+// attribute; host and path from the attributes, else the pseudo-headers.
+func grpcRequest(hr *authv3.AttributeContext_HttpRequest, hdrs map[string][]string) (Request, error) {
+	first := func(k string) string {
+		if v := hdrs[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	or := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
+	}
+	method := or(hr.GetMethod(), first(":method"))
+	host := or(hr.GetHost(), or(first(":authority"), first("host")))
+	uri := or(hr.GetPath(), first(":path"))
+	scheme := "http"
+	if xfp := first("x-forwarded-proto"); xfp != "" {
+		s, _, _ := strings.Cut(xfp, ",")
+		scheme = strings.TrimSpace(s)
+	} else if s := or(hr.GetScheme(), first(":scheme")); s != "" {
+		scheme = s
+	}
+	scheme, err := parseScheme(scheme)
+	if err != nil {
+		return Request{}, err
+	}
+	var accept []string
+	if v, ok := hdrs["accept"]; ok {
+		accept = v
+	}
+	return buildRequest(method, scheme, host, uri, accept)
+}
+
+// grpcExtensions reads allow_groups and allow_users; nil when neither is
+// set.
+func grpcExtensions(ce map[string]string) *Extensions {
+	groups, users := splitList(ce["allow_groups"]), splitList(ce["allow_users"])
+	if len(groups) == 0 && len(users) == 0 {
+		return nil
+	}
+	return &Extensions{AllowGroups: groups, AllowUsers: users}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// allowed is an OkHttpResponse: the identity headers and Authorization
+// overwrite the client's, and identity headers not set are removed so
+// that a client cannot supply its own.
+func (g *grpcAuthz) allowed(v verdict) *authv3.CheckResponse {
+	ok := &authv3.OkHttpResponse{}
+	if v.claims == nil {
+		ok.HeadersToRemove = []string{headerKey(HeaderUser), headerKey(HeaderEmail), headerKey(HeaderGroups), headerKey(HeaderGroupsTruncated)}
+	} else {
+		id := identityOf(v.claims)
+		for _, kv := range [...]struct{ k, v string }{
+			{HeaderUser, id.user}, {HeaderEmail, id.email}, {HeaderGroups, id.groups},
+			{HeaderGroupsTruncated, truncatedValue(id.truncated)}, {"Authorization", "Bearer " + v.token},
+		} {
+			if kv.v == "" {
+				ok.HeadersToRemove = append(ok.HeadersToRemove, headerKey(kv.k))
+				continue
+			}
+			ok.Headers = append(ok.Headers, overwrite(headerKey(kv.k), kv.v))
+		}
+		if g.refresh != nil && v.kind == claims.KindSession {
+			for _, sc := range g.refresh(v.claims, v.token) {
+				ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{
+					Header:       &corev3.HeaderValue{Key: "set-cookie", Value: sc},
+					AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
+				})
+			}
+		}
+	}
+	return &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+	}
+}
+
+// grpcDenied is a DeniedHttpResponse: 302 to the login for a browser, 401
+// with a challenge, or 403 with a page.
+func (c *checker) grpcDenied(v verdict, req *Request) *authv3.CheckResponse {
+	var (
+		code   = codes.Unauthenticated
+		status = typev3.StatusCode_Unauthorized
+		hdrs   = []*corev3.HeaderValueOption{overwrite("cache-control", "no-store")}
+		body   string
+	)
+	switch v.result {
+	case resultRedirect:
+		status = typev3.StatusCode_Found
+		hdrs = append(hdrs, overwrite("location", LoginRedirect(c.issuer, *req, c.policy)))
+	case resultForbidden:
+		code, status = codes.PermissionDenied, typev3.StatusCode_Forbidden
+		user := displayName(v.claims)
+		if req.Browser {
+			body = string(c.pages.forbiddenPage(user, req.Host, v.dec.Rule))
+			hdrs = append(hdrs,
+				overwrite("content-type", "text/html; charset=utf-8"),
+				overwrite("content-security-policy", forbiddenCSP),
+				overwrite("x-content-type-options", "nosniff"))
+		} else {
+			body = forbiddenText(user, req.Host, v.dec.Rule)
+			hdrs = append(hdrs, overwrite("content-type", "text/plain; charset=utf-8"))
+		}
+	default:
+		body = "unauthenticated\n"
+		hdrs = append(hdrs,
+			overwrite("www-authenticate", c.wwwAuthenticate(v)),
+			overwrite("content-type", "text/plain; charset=utf-8"))
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code), Message: v.result.String()},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: status}, Headers: hdrs, Body: body,
+		}},
+	}
+}
+
+func overwrite(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+func headerKey(s string) string { return strings.ToLower(s) }

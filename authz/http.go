@@ -1,0 +1,493 @@
+package authz
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/sessioncookie"
+)
+
+// DefaultCookieName is the SSO cookie's name when none is configured.
+const DefaultCookieName = "_ghbroker"
+
+// Identity headers set on an allowed request for the upstream (SPEC §6).
+const (
+	// HeaderUser carries the GitHub login (preferred_username).
+	HeaderUser = "X-Auth-Request-User"
+	// HeaderEmail carries the primary verified email, when there is one.
+	HeaderEmail = "X-Auth-Request-Email"
+	// HeaderGroups carries the groups claim, comma-separated, cut at a
+	// group boundary so that the header line fits 8 KiB.
+	HeaderGroups = "X-Auth-Request-Groups"
+	// HeaderGroupsTruncated is "true" when HeaderGroups was cut: the
+	// upstream then sees only some of the user's groups, and should read
+	// the full list from the token in Authorization.
+	HeaderGroupsTruncated = "X-Auth-Request-Groups-Truncated"
+)
+
+// envoyHeadersToRemove names, in an Envoy HTTP ext_authz 200, request
+// headers Envoy strips before the upstream (external_auth.proto,
+// OkHttpResponse.headers_to_remove). The check lists the identity headers
+// it did not set, so that a client cannot supply its own.
+const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
+
+// maxHeaderLine bounds one identity header line: nginx reads a header into
+// an 8 KiB buffer by default, Envoy allows 60 KiB for all of them.
+const maxHeaderLine = 8 << 10
+
+// maxGroupsValue is the longest X-Auth-Request-Groups value that keeps the
+// whole line ("X-Auth-Request-Groups: …\r\n") within maxHeaderLine.
+const maxGroupsValue = maxHeaderLine - len(HeaderGroups) - len(": \r\n")
+
+// HTTPOptions configure the HTTP front door.
+type HTTPOptions struct {
+	// Issuer is the broker's public URL: the WWW-Authenticate realm and
+	// the base of the login redirect. Required.
+	Issuer string
+	// Verifier checks tokens. Required.
+	Verifier TokenVerifier
+	// Policy decides. Required.
+	Policy *Policy
+	// CookieName is the SSO cookie. Default "_ghbroker".
+	CookieName string
+	// Prefix is stripped from an Ambassador/Envoy check's path: "/authz"
+	// on the main listener (Emissary path_prefix), "" on authz.listen.
+	Prefix string
+	// Metrics records decisions. May be nil.
+	Metrics *Metrics
+	// Logger receives decisions at debug level and recovered panics at
+	// error level. Default discards.
+	Logger *slog.Logger
+}
+
+// NewHTTPHandler returns the HTTP authorization check for Ambassador/Envoy
+// (proto: http), nginx auth_request and Traefik forwardAuth (SPEC §6):
+//
+//   - allowed: 200 exactly (Envoy allows on 200 only), empty body, the
+//     identity headers and Authorization: Bearer <the verified token>;
+//     X-Auth-Request-Groups is cut at a group boundary to fit 8 KiB and
+//     X-Auth-Request-Groups-Truncated: true says so;
+//   - no or invalid credential: a browser navigation is redirected (302) to
+//     the login; nginx, non-browsers and requests that presented a Bearer
+//     token get 401 with WWW-Authenticate: Bearer (RFC 6750 §3: error=
+//     only when a credential was presented);
+//   - valid but not admitted: 403, an HTML page for browsers.
+//
+// It answers every method, never reads the request body and never answers
+// 5xx (Envoy would turn it into status_on_error): a recovered panic is
+// logged and answered 401. Every response carries Cache-Control: no-store.
+func NewHTTPHandler(opts HTTPOptions) (http.Handler, error) {
+	c, err := newChecker(opts.Issuer, opts.Verifier, opts.Policy, opts.CookieName, opts.Metrics, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Prefix != "" && (!strings.HasPrefix(opts.Prefix, "/") || strings.HasSuffix(opts.Prefix, "/")) {
+		return nil, fmt.Errorf("authz: prefix %q must start with / and not end with /", opts.Prefix)
+	}
+	return &httpHandler{c: c, prefix: opts.Prefix}, nil
+}
+
+// checker is the pipeline both front doors share: credential, decision,
+// and the parts of the answer that do not depend on the wire.
+type checker struct {
+	issuer   string
+	verifier TokenVerifier
+	policy   *Policy
+	cookie   string
+	metrics  *Metrics
+	log      *slog.Logger
+	pages    *pages
+	realm    string // `Bearer realm="<issuer>"`
+}
+
+func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Metrics, log *slog.Logger) (*checker, error) {
+	switch {
+	case issuer == "":
+		return nil, errors.New("authz: an issuer is required")
+	case v == nil:
+		return nil, errors.New("authz: a token verifier is required")
+	case p == nil:
+		return nil, errors.New("authz: a policy is required")
+	}
+	if cookie == "" {
+		cookie = DefaultCookieName
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	issuer = strings.TrimSuffix(issuer, "/")
+	pg, err := newPages(issuer)
+	if err != nil {
+		return nil, fmt.Errorf("authz: pages: %w", err)
+	}
+	return &checker{
+		issuer: issuer, verifier: v, policy: p, cookie: cookie, metrics: m, log: log, pages: pg,
+		realm: `Bearer realm="` + quoteSafe(issuer) + `"`,
+	}, nil
+}
+
+// verdict is the outcome of one check, before it is put on a wire.
+type verdict struct {
+	result  result
+	dec     Decision
+	claims  *claims.Claims // nil without a valid credential
+	token   string         // the verified token
+	kind    claims.Kind    // its kind
+	bearer  bool           // a Bearer token was presented, valid or not
+	refused error          // why a presented credential was refused
+	invalid string         // an invalid_request description
+}
+
+// check authenticates and decides. redirects says whether the door can send
+// a browser to the login (not nginx). authz are the Authorization header
+// values; cookies carries the Cookie header.
+func (c *checker) check(req *Request, reqErr error, redirects bool, authz []string, cookies *http.Request, ext *Extensions) verdict {
+	if reqErr != nil {
+		return verdict{result: resultUnauthenticated, invalid: "the original request could not be reconstructed"}
+	}
+	v := c.authenticate(authz, cookies)
+	if v.invalid != "" {
+		v.result = resultUnauthenticated
+		return v
+	}
+	v.dec = c.policy.Evaluate(v.claims, req, ext)
+	switch v.dec.Outcome {
+	case Allow:
+		v.result = resultAllow
+		if v.dec.Public {
+			v.result = resultPublic
+		}
+	case Forbidden:
+		v.result = resultForbidden
+	default:
+		// A Bearer token means an API client, whatever its Accept says:
+		// it needs the 401 and its error, not a login page.
+		v.result = resultUnauthenticated
+		if redirects && req.Browser && !v.bearer {
+			v.result = resultRedirect
+		}
+	}
+	return v
+}
+
+// authenticate finds and verifies the credential: the Bearer token if the
+// Authorization header carries one (RFC 6750 §2.1), else the first valid
+// session cookie candidate. A session token is accepted only from the
+// cookie: as Bearer it is verified as an access or ID token and refused.
+func (c *checker) authenticate(authz []string, cookies *http.Request) verdict {
+	var v verdict
+	switch {
+	case len(authz) > 1:
+		v.invalid = "more than one Authorization header"
+		return v
+	case len(authz) == 1:
+		scheme, tok, _ := strings.Cut(strings.TrimSpace(authz[0]), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			break // another scheme (Basic for the upstream, say): not ours
+		}
+		v.bearer = true
+		tok = strings.TrimSpace(tok)
+		switch {
+		case tok == "":
+			v.invalid = "the Bearer token is empty"
+		case strings.ContainsAny(tok, ", \t"):
+			// Envoy's gRPC check joins repeated headers with commas.
+			v.invalid = "more than one Authorization header or token"
+		default:
+			c.verifyBearer(&v, tok)
+		}
+		return v
+	}
+	if cookies == nil {
+		return v
+	}
+	for _, tok := range sessioncookie.Candidates(cookies, c.cookie) {
+		cl, err := c.verify(tok, claims.KindSession)
+		if err == nil {
+			v.claims, v.token, v.kind, v.refused = cl, tok, claims.KindSession, nil
+			return v
+		}
+		if v.refused == nil {
+			v.refused = err
+		}
+	}
+	return v
+}
+
+// verifyBearer verifies an access token, or an ID token when the token
+// says it is one ("typ": "JWT"); the verifier accepts an ID token only for
+// an audience in authz.id_token_audiences.
+func (c *checker) verifyBearer(v *verdict, tok string) {
+	cl, err := c.verify(tok, claims.KindAccess)
+	kind := claims.KindAccess
+	if errors.Is(err, ErrType) && isIDTokenType(tokenType(tok)) {
+		cl, err = c.verify(tok, claims.KindID)
+		kind = claims.KindID
+	}
+	if err != nil {
+		v.refused = err
+		return
+	}
+	v.claims, v.token, v.kind = cl, tok, kind
+}
+
+func (c *checker) verify(tok string, kind claims.Kind) (*claims.Claims, error) {
+	cl, err := c.verifier.Verify(tok, kind)
+	if err == nil && cl == nil {
+		err = ErrMalformed
+	}
+	return cl, err
+}
+
+// tokenType reads the "typ" header of a compact JWS without verifying
+// anything; "" when it cannot.
+func tokenType(tok string) string {
+	h, _, ok := strings.Cut(tok, ".")
+	if !ok || len(h) > 4096 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return ""
+	}
+	var hdr struct {
+		Typ string `json:"typ"`
+	}
+	if json.Unmarshal(raw, &hdr) != nil {
+		return ""
+	}
+	return hdr.Typ
+}
+
+// isIDTokenType reports a "typ" of an ID token: "JWT", compared without
+// case and with an optional "application/" prefix (RFC 7515 §4.1.9).
+func isIDTokenType(typ string) bool {
+	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
+		typ = typ[len("application/"):]
+	}
+	return strings.EqualFold(typ, string(claims.KindID))
+}
+
+// wwwAuthenticate is the 401 challenge (RFC 6750 §3): error= only when a
+// credential was presented or the request was malformed.
+func (c *checker) wwwAuthenticate(v verdict) string {
+	switch {
+	case v.invalid != "":
+		return c.realm + `, error="invalid_request", error_description="` + quoteSafe(v.invalid) + `"`
+	case v.refused != nil:
+		return c.realm + `, error="invalid_token", error_description="` + refusalText(v.refused) + `"`
+	}
+	return c.realm
+}
+
+// refusalText says why a token was refused, in words safe to send.
+func refusalText(err error) string {
+	switch {
+	case errors.Is(err, ErrExpired):
+		return "the token has expired"
+	case errors.Is(err, ErrNotYetValid):
+		return "the token is not valid yet"
+	case errors.Is(err, ErrType):
+		return "this kind of token is not accepted here"
+	case errors.Is(err, ErrAudience):
+		return "the token is not meant for this service"
+	case errors.Is(err, ErrIssuer):
+		return "the token was issued by someone else"
+	case errors.Is(err, ErrMalformed):
+		return "the token is malformed"
+	}
+	return "the token is not valid"
+}
+
+// quoteSafe drops what cannot appear in a quoted-string header parameter.
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == '"' || r == '\\' || r > '~' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// identity is what the upstream learns about the user.
+type identity struct {
+	user, email, groups string
+	truncated           bool
+}
+
+func identityOf(c *claims.Claims) identity {
+	id := identity{user: headerSafe(c.PreferredUsername), email: headerSafe(c.Email)}
+	var b strings.Builder
+	for _, g := range c.Groups {
+		if g == "" || strings.ContainsRune(g, ',') || headerSafe(g) != g {
+			continue
+		}
+		n := len(g)
+		if b.Len() > 0 {
+			n++
+		}
+		if b.Len()+n > maxGroupsValue {
+			id.truncated = true
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(g)
+	}
+	id.groups = b.String()
+	return id
+}
+
+// headerSafe removes control and non-ASCII bytes, which no header value
+// may carry; it does not allocate for a clean value.
+func headerSafe(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < ' ' || r >= 0x7f {
+					return -1
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
+}
+
+// displayName names the user on the 403 page.
+func displayName(c *claims.Claims) string {
+	if c.PreferredUsername != "" {
+		return c.PreferredUsername
+	}
+	return c.Subject
+}
+
+// logDecision logs one check at debug level.
+func (c *checker) logDecision(ctx context.Context, d door, req *Request, v verdict) {
+	if !c.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("door", d.String()), slog.String("result", v.result.String()),
+		slog.String("host", req.Host), slog.String("method", req.Method), slog.String("path", req.Path),
+	}
+	if v.claims != nil {
+		attrs = append(attrs, slog.String("user", v.claims.PreferredUsername), slog.String("kind", string(v.kind)))
+	}
+	if v.dec.Rule != "" {
+		attrs = append(attrs, slog.String("rule", v.dec.Rule))
+	}
+	if v.refused != nil {
+		attrs = append(attrs, slog.String("refused", v.refused.Error()))
+	}
+	if v.invalid != "" {
+		attrs = append(attrs, slog.String("invalid", v.invalid))
+	}
+	c.log.LogAttrs(ctx, slog.LevelDebug, "authz check", attrs...)
+}
+
+// httpHandler is the HTTP front door.
+type httpHandler struct {
+	c      *checker
+	prefix string
+}
+
+func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	d, res := doorHTTP, resultUnauthenticated
+	defer func() {
+		if p := recover(); p != nil {
+			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(p) // net/http's own way to abort a response
+			}
+			h.c.log.ErrorContext(r.Context(), "authz check panicked; answering 401", slog.Any("panic", p), slog.String("door", d.String()))
+			clear(w.Header())
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("WWW-Authenticate", h.c.realm)
+			w.WriteHeader(http.StatusUnauthorized)
+			res = resultUnauthenticated
+		}
+		h.c.metrics.observe(d, res, time.Since(start))
+	}()
+
+	req, dialect, err := ParseHTTPRequest(r, h.prefix)
+	d = doorOf(dialect)
+	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r, nil)
+	res = v.result
+	h.c.logDecision(r.Context(), d, &req, v)
+	h.write(w, &req, dialect, v)
+}
+
+// write puts a verdict on the wire. Headers are all set before WriteHeader.
+func (h *httpHandler) write(w http.ResponseWriter, req *Request, dialect Dialect, v verdict) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	switch v.result {
+	case resultAllow, resultPublic:
+		var unset []string
+		if v.claims != nil {
+			id := identityOf(v.claims)
+			unset = setIdentity(hdr, id)
+			hdr.Set("Authorization", "Bearer "+v.token)
+		} else {
+			unset = []string{HeaderUser, HeaderEmail, HeaderGroups, HeaderGroupsTruncated}
+		}
+		if dialect == DialectAmbassador && len(unset) > 0 {
+			hdr.Set(envoyHeadersToRemove, strings.ToLower(strings.Join(unset, ", ")))
+		}
+		w.WriteHeader(http.StatusOK)
+	case resultRedirect:
+		hdr.Set("Location", LoginRedirect(h.c.issuer, *req, h.c.policy))
+		w.WriteHeader(http.StatusFound)
+	case resultForbidden:
+		user := displayName(v.claims)
+		if req.Browser {
+			hdr.Set("Content-Type", "text/html; charset=utf-8")
+			hdr.Set("Content-Security-Policy", forbiddenCSP)
+			hdr.Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write(h.c.pages.forbiddenPage(user, req.Host, v.dec.Rule))
+			return
+		}
+		hdr.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, forbiddenText(user, req.Host, v.dec.Rule))
+	default:
+		hdr.Set("WWW-Authenticate", h.c.wwwAuthenticate(v))
+		hdr.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, "unauthenticated\n")
+	}
+}
+
+// setIdentity sets the identity headers id has and returns the names of
+// those it left unset.
+func setIdentity(hdr http.Header, id identity) (unset []string) {
+	for _, kv := range [...]struct{ k, v string }{
+		{HeaderUser, id.user}, {HeaderEmail, id.email}, {HeaderGroups, id.groups}, {HeaderGroupsTruncated, truncatedValue(id.truncated)},
+	} {
+		if kv.v == "" {
+			unset = append(unset, kv.k)
+			continue
+		}
+		hdr.Set(kv.k, kv.v)
+	}
+	return unset
+}
+
+func truncatedValue(t bool) string {
+	if t {
+		return "true"
+	}
+	return ""
+}

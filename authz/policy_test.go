@@ -1,0 +1,323 @@
+package authz
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/config"
+)
+
+// testPolicyConfig is the policy most tests in this package run against.
+func testPolicyConfig() config.Policy {
+	return config.Policy{Default: "deny", Rules: []config.Rule{
+		{Hosts: []string{"grafana.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre", "acme/dev"}}},
+		{Hosts: []string{"*.tools.example.com"}, Allow: config.Allow{Groups: []string{"acme"}}},
+		{Hosts: []string{"kibana.example.com"}, Paths: []string{"/admin"}, Allow: config.Allow{Groups: []string{"acme/admins"}, Users: []string{"alice"}}},
+		{Hosts: []string{"kibana.example.com"}, Allow: config.Allow{Authenticated: true}},
+		{Hosts: []string{"status.example.com"}, Public: true},
+		{Hosts: []string{"*.example.com"}, Allow: config.Allow{Groups: []string{"acme/all"}}},
+		{Hosts: []string{"*.b.example.com"}, Allow: config.Allow{Users: []string{"bob"}}},
+		{Hosts: []string{"docs.example.com"}, Paths: []string{"/public/"}, Public: true},
+		{Hosts: []string{"docs.example.com"}, Paths: []string{"/public/secret"}, Allow: config.Allow{Groups: []string{"acme/sre"}}},
+		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1"}, Allow: config.Allow{Users: []string{"carol"}}},
+		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1/admin"}, Allow: config.Allow{Users: []string{"alice"}}},
+		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1/admin"}, Allow: config.Allow{Users: []string{"bob"}}},
+	}}
+}
+
+func mustPolicy(t testing.TB, p config.Policy) *Policy {
+	t.Helper()
+	cp, err := CompilePolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+func testUser(login string, groups ...string) *claims.Claims {
+	return &claims.Claims{PreferredUsername: login, Email: login + "@example.com", Groups: groups}
+}
+
+var (
+	alice = testUser("alice", "acme", "acme/admins")
+	bob   = testUser("bob", "acme")
+	sre   = testUser("sre-user", "Acme", "Acme/SRE") // GitHub keeps the org's own case
+	dave  = testUser("Dave", "acme", "acme/dev")
+	eve   = testUser("eve", "acme", "acme/all")
+	carol = testUser("CAROL")
+)
+
+func TestPolicyEvaluate(t *testing.T) {
+	p := mustPolicy(t, testPolicyConfig())
+	tests := []struct {
+		name   string
+		c      *claims.Claims
+		host   string
+		path   string
+		want   Outcome
+		public bool
+		rule   string
+	}{
+		{"group member", sre, "grafana.example.com", "/", Allow, false, "members of acme/sre or acme/dev"},
+		{"second group", dave, "grafana.example.com", "/d/abc", Allow, false, ""},
+		{"not a member", bob, "grafana.example.com", "/", Forbidden, false, "members of acme/sre or acme/dev"},
+		{"no credential", nil, "grafana.example.com", "/", Unauthenticated, false, ""},
+		{"host case-insensitive", sre, "GRAFANA.Example.COM", "/", Allow, false, ""},
+		{"wildcard org member", bob, "x.tools.example.com", "/", Allow, false, "members of acme"},
+		{"wildcard deeper", bob, "a.x.tools.example.com", "/", Allow, false, ""},
+		{"wildcard not bare domain", bob, "tools.example.com", "/", Forbidden, false, "members of acme/all"},
+		{"less specific wildcard", eve, "tools.example.com", "/", Allow, false, ""},
+		{"most specific wildcard first", eve, "a.b.example.com", "/", Forbidden, false, "bob"},
+		{"most specific wildcard admits", bob, "a.b.example.com", "/", Allow, false, ""},
+		{"bare domain: default deny", alice, "example.com", "/", Forbidden, false, descDefaultDeny},
+		{"unknown host: default deny, no credential", nil, "other.org", "/", Unauthenticated, false, ""},
+		{"path rule: user", alice, "kibana.example.com", "/admin", Allow, false, "members of acme/admins, or alice"},
+		{"path rule: user case-insensitive", testUser("ALICE"), "kibana.example.com", "/admin", Allow, false, ""},
+		{"path rule: group", testUser("x", "ACME/admins"), "kibana.example.com", "/admin/x", Allow, false, ""},
+		{"path rule refuses", bob, "kibana.example.com", "/admin", Forbidden, false, "members of acme/admins, or alice"},
+		{"path rule trailing slash", bob, "kibana.example.com", "/admin/", Forbidden, false, ""},
+		{"path rule subpath", bob, "kibana.example.com", "/admin/users", Forbidden, false, ""},
+		{"segment boundary", bob, "kibana.example.com", "/administrator", Allow, false, descAuthenticated},
+		{"other path: authenticated", bob, "kibana.example.com", "/app/discover", Allow, false, ""},
+		{"dot-dot", bob, "kibana.example.com", "/x/../admin", Forbidden, false, ""},
+		{"dot", bob, "kibana.example.com", "/./admin", Forbidden, false, ""},
+		{"double slash", bob, "kibana.example.com", "//admin", Forbidden, false, ""},
+		{"encoded letter", bob, "kibana.example.com", "/%61dmin", Forbidden, false, ""},
+		{"encoded slash", bob, "kibana.example.com", "/admin%2Fusers", Forbidden, false, ""},
+		{"encoded dot-dot", bob, "kibana.example.com", "/x/%2e%2e/admin", Forbidden, false, ""},
+		{"dot-dot above root", bob, "kibana.example.com", "/../../admin", Forbidden, false, ""},
+		{"decoded once only", bob, "kibana.example.com", "/%2561dmin", Allow, false, ""},
+		{"case-sensitive path", bob, "kibana.example.com", "/ADMIN", Allow, false, ""},
+		{"bad escape: forbidden", bob, "kibana.example.com", "/%zz", Forbidden, false, descBadPath},
+		{"bad escape: unauthenticated", nil, "status.example.com", "/%4", Unauthenticated, false, descBadPath},
+		{"encoded NUL", alice, "kibana.example.com", "/admin%00", Forbidden, false, descBadPath},
+		{"raw NUL", alice, "kibana.example.com", "/admin\x00", Forbidden, false, descBadPath},
+		{"relative path", alice, "kibana.example.com", "admin", Forbidden, false, descBadPath},
+		{"empty path is /", bob, "kibana.example.com", "", Allow, false, ""},
+		{"public without credential", nil, "status.example.com", "/", Allow, true, descPublic},
+		{"public with credential", bob, "status.example.com", "/x", Allow, true, ""},
+		{"public path", nil, "docs.example.com", "/public/x", Allow, true, ""},
+		{"public path exact", nil, "docs.example.com", "/public", Allow, true, ""},
+		{"longer path inside public", nil, "docs.example.com", "/public/secret/y", Unauthenticated, false, ""},
+		{"longer path inside public refuses", bob, "docs.example.com", "/public/secret", Forbidden, false, "members of acme/sre"},
+		{"no path rule: next host pattern", eve, "docs.example.com", "/publicity", Allow, false, "members of acme/all"},
+		{"no path rule: next host pattern refuses", bob, "docs.example.com", "/", Forbidden, false, "members of acme/all"},
+		{"longest prefix regardless of order", alice, "api.example.com", "/v1/admin/x", Allow, false, "alice"},
+		{"shorter prefix", carol, "api.example.com", "/v1/items", Allow, false, "carol"},
+		{"longer prefix refuses", carol, "api.example.com", "/v1/admin", Forbidden, false, "alice"},
+		{"equal prefixes: first rule wins", bob, "api.example.com", "/v1/admin", Forbidden, false, "alice"},
+		{"empty login matches nothing", testUser(""), "kibana.example.com", "/admin", Forbidden, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Evaluate(tt.c, &Request{Host: tt.host, Path: tt.path}, nil)
+			if d.Outcome != tt.want || d.Public != tt.public {
+				t.Errorf("Evaluate = %v (public %v), want %v (public %v); rule %q", d.Outcome, d.Public, tt.want, tt.public, d.Rule)
+			}
+			if tt.rule != "" && d.Rule != tt.rule {
+				t.Errorf("Rule = %q, want %q", d.Rule, tt.rule)
+			}
+		})
+	}
+}
+
+func TestPolicyDefaultAuthenticated(t *testing.T) {
+	cfg := testPolicyConfig()
+	cfg.Default = "authenticated"
+	p := mustPolicy(t, cfg)
+	if d := p.Evaluate(testUser("anyone"), &Request{Host: "unknown.org", Path: "/"}, nil); d.Outcome != Allow || d.Rule != descAuthenticated {
+		t.Errorf("valid user on an unknown host = %+v, want allow", d)
+	}
+	if d := p.Evaluate(nil, &Request{Host: "unknown.org", Path: "/"}, nil); d.Outcome != Unauthenticated {
+		t.Errorf("no credential on an unknown host = %+v, want unauthenticated", d)
+	}
+	// Rules still apply where they match.
+	if d := p.Evaluate(bob, &Request{Host: "grafana.example.com", Path: "/"}, nil); d.Outcome != Forbidden {
+		t.Errorf("bob on grafana = %+v, want forbidden", d)
+	}
+}
+
+func TestPolicyEvaluateExtensions(t *testing.T) {
+	p := mustPolicy(t, testPolicyConfig())
+	tests := []struct {
+		name string
+		c    *claims.Claims
+		host string
+		ext  *Extensions
+		want Outcome
+		rule string // substring
+	}{
+		{"nil extensions", sre, "grafana.example.com", nil, Allow, ""},
+		{"empty extensions", sre, "grafana.example.com", &Extensions{}, Allow, ""},
+		{"group in both", sre, "grafana.example.com", &Extensions{AllowGroups: []string{"acme/sre"}}, Allow, ""},
+		{"group case-insensitive", sre, "grafana.example.com", &Extensions{AllowGroups: []string{" ACME/sre "}}, Allow, ""},
+		{"policy admits, extension does not", dave, "grafana.example.com", &Extensions{AllowGroups: []string{"acme/sre"}}, Forbidden, "and for this route members of acme/sre"},
+		{"extension admits, policy does not", bob, "grafana.example.com", &Extensions{AllowGroups: []string{"acme"}}, Forbidden, "members of acme/sre or acme/dev"},
+		{"user extension", dave, "grafana.example.com", &Extensions{AllowUsers: []string{"dave"}}, Allow, ""},
+		{"user or group extension", dave, "grafana.example.com", &Extensions{AllowGroups: []string{"acme/sre"}, AllowUsers: []string{"x", "DAVE"}}, Allow, ""},
+		{"no credential", nil, "grafana.example.com", &Extensions{AllowGroups: []string{"acme/sre"}}, Unauthenticated, ""},
+		{"public narrowed: no credential", nil, "status.example.com", &Extensions{AllowGroups: []string{"acme"}}, Unauthenticated, ""},
+		{"public narrowed: member", bob, "status.example.com", &Extensions{AllowGroups: []string{"acme"}}, Allow, ""},
+		{"public narrowed: not member", testUser("x"), "status.example.com", &Extensions{AllowGroups: []string{"acme"}}, Forbidden, "members of acme (for this route)"},
+		{"default deny stays", alice, "unknown.org", &Extensions{AllowUsers: []string{"alice"}}, Forbidden, descDefaultDeny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Evaluate(tt.c, &Request{Host: tt.host, Path: "/"}, tt.ext)
+			if d.Outcome != tt.want {
+				t.Errorf("Evaluate = %+v, want %v", d, tt.want)
+			}
+			if d.Public && tt.ext != nil && len(tt.ext.AllowGroups)+len(tt.ext.AllowUsers) > 0 {
+				t.Errorf("Public = true for a narrowed rule")
+			}
+			if !strings.Contains(d.Rule, tt.rule) {
+				t.Errorf("Rule = %q, want it to contain %q", d.Rule, tt.rule)
+			}
+		})
+	}
+}
+
+func TestPolicyKnowsHost(t *testing.T) {
+	p := mustPolicy(t, testPolicyConfig())
+	for host, want := range map[string]bool{
+		"grafana.example.com":       true,
+		"Grafana.Example.com":       true,
+		"x.tools.example.com":       true,
+		"tools.example.com":         true, // through *.example.com
+		"anything.example.com":      true,
+		"example.com":               false,
+		"evil.com":                  false,
+		"grafana.example.com.evil":  false,
+		"evilexample.com":           false,
+		"":                          false,
+		".example.com":              true, // a "" label under *.example.com; parseHost never produces it
+		"status.example.com":        true,
+		"grafana.example.com:443":   false,
+		"grafana.example.com.":      false,
+		"a.b.c.d.e.f.g.example.com": true,
+	} {
+		if got := p.KnowsHost(host); got != want {
+			t.Errorf("KnowsHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestCompilePolicyErrors(t *testing.T) {
+	ok := config.Allow{Authenticated: true}
+	tests := []struct {
+		name string
+		p    config.Policy
+		want string
+	}{
+		{"unknown default", config.Policy{Default: "allow"}, `default must be "deny" or "authenticated"`},
+		{"no hosts", config.Policy{Rules: []config.Rule{{Allow: ok}}}, "rules[0]: names no hosts"},
+		{"bad host", config.Policy{Rules: []config.Rule{{Hosts: []string{"exa mple.com"}, Allow: ok}}}, `host "exa mple.com"`},
+		{"bare wildcard", config.Policy{Rules: []config.Rule{{Hosts: []string{"*."}, Allow: ok}}}, `host "*."`},
+		{"inner wildcard", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.*.com"}, Allow: ok}}}, `host "a.*.com"`},
+		{"empty label", config.Policy{Rules: []config.Rule{{Hosts: []string{"a..com"}, Allow: ok}}}, `host "a..com"`},
+		{"relative path", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}, Paths: []string{"admin"}, Allow: ok}}}, `path "admin"`},
+		{"undecodable path", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}, Paths: []string{"/%zz"}, Allow: ok}}}, `path "/%zz"`},
+		{"public and allow", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}, Public: true, Allow: ok}}}, "public and also has allow"},
+		{"nobody", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}}, {Hosts: []string{"b.com"}}}}, "rules[1]: lets nobody in"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := CompilePolicy(tt.p)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("CompilePolicy error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPolicyRootPathRule(t *testing.T) {
+	p := mustPolicy(t, config.Policy{Rules: []config.Rule{
+		{Hosts: []string{"a.example.com"}, Allow: config.Allow{Users: []string{"alice"}}},
+		{Hosts: []string{"a.example.com"}, Paths: []string{"/"}, Allow: config.Allow{Users: []string{"bob"}}},
+	}})
+	// "/" covers every path and is longer than no path at all.
+	for _, path := range []string{"/", "/x", "/x/y"} {
+		if d := p.Evaluate(bob, &Request{Host: "a.example.com", Path: path}, nil); d.Outcome != Allow {
+			t.Errorf("bob %s = %+v, want allow", path, d)
+		}
+	}
+}
+
+func TestPolicyNormalizePath(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"/", "/", true},
+		{"", "/", true},
+		{"/a/b/", "/a/b/", true},
+		{"/a//b", "/a/b", true},
+		{"/a/./b", "/a/b", true},
+		{"/a/../b", "/b", true},
+		{"/a/..", "/", true},
+		{"/a/.", "/a", true},
+		{"/..", "/", true},
+		{"/.hidden/x", "/.hidden/x", true},
+		{"/..x/y", "/..x/y", true},
+		{"/a%2Fb", "/a/b", true},
+		{"/%2e%2E/a", "/a", true},
+		{"/a%20b", "/a b", true},
+		{"/a+b", "/a+b", true},
+		{"/%", "", false},
+		{"/%0", "", false},
+		{"/%g0", "", false},
+		{"/%00", "", false},
+		{"x", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := normalizePath(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("normalizePath(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestEvaluateDoesNotAllocate(t *testing.T) {
+	p := mustPolicy(t, testPolicyConfig())
+	cases := []struct {
+		c   *claims.Claims
+		req Request
+	}{
+		{sre, Request{Host: "grafana.example.com", Path: "/d/x"}},
+		{sre, Request{Host: "Grafana.example.com", Path: "/d/x"}}, // upper case folded on the stack
+		{bob, Request{Host: "a.x.tools.example.com", Path: "/"}},
+		{bob, Request{Host: "kibana.example.com", Path: "/admin/x"}},
+		{nil, Request{Host: "status.example.com", Path: "/"}},
+		{alice, Request{Host: "unknown.org", Path: "/"}},
+	}
+	for _, tc := range cases {
+		allocs := testing.AllocsPerRun(100, func() {
+			_ = p.Evaluate(tc.c, &tc.req, nil)
+		})
+		if allocs != 0 {
+			t.Errorf("Evaluate(%s%s) allocates %v times", tc.req.Host, tc.req.Path, allocs)
+		}
+	}
+}
+
+// ExamplePolicy_Evaluate shows a policy compiled from configuration and
+// one decision.
+func ExamplePolicy_Evaluate() {
+	p, err := CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
+		{Hosts: []string{"grafana.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre", "acme/dev"}}},
+		{Hosts: []string{"status.example.com"}, Public: true},
+	}})
+	if err != nil {
+		panic(err)
+	}
+	bob := &claims.Claims{PreferredUsername: "bob", Groups: []string{"acme"}}
+	d := p.Evaluate(bob, &Request{Host: "grafana.example.com", Path: "/"}, nil)
+	fmt.Printf("%v: grafana.example.com requires %s\n", d.Outcome, d.Rule)
+	d = p.Evaluate(nil, &Request{Host: "status.example.com", Path: "/"}, nil)
+	fmt.Println(d.Outcome, d.Public)
+	// Output:
+	// forbidden: grafana.example.com requires members of acme/sre or acme/dev
+	// allow true
+}

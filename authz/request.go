@@ -1,0 +1,452 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Request is the original request that a gateway asks about, as every
+// front door reconstructs it (ParseHTTPRequest, the gRPC Check). Evaluate
+// reads only Host and Path.
+type Request struct {
+	// Method is the original HTTP method.
+	Method string
+	// Scheme is "http" or "https".
+	Scheme string
+	// Host is the lower-case host name without port, used for matching.
+	Host string
+	// HostPort is the host as sent, with its port if any, for rebuilding
+	// the original URL.
+	HostPort string
+	// Path is the path as sent (escaped form), starting with "/".
+	Path string
+	// RawQuery is the query without "?".
+	RawQuery string
+	// Browser reports a navigation: GET or HEAD, and Accept contains
+	// text/html or is absent (Emissary drops Accept unless configured).
+	Browser bool
+}
+
+// Dialect is the gateway convention an HTTP check arrived in.
+type Dialect int
+
+// Dialects, told apart by the headers each gateway sets (contracts.md A.6).
+const (
+	// DialectAmbassador is Emissary/Ambassador AuthService proto: http and
+	// Envoy's HTTP ext_authz: the check request is the original request,
+	// with the original method and Host and path_prefix + original path.
+	DialectAmbassador Dialect = iota
+	// DialectNginx is nginx auth_request: X-Original-URL or X-Original-URI
+	// (+ X-Original-Method). nginx turns only 401 and 403 into something,
+	// so this dialect is never answered with a redirect.
+	DialectNginx
+	// DialectTraefik is Traefik forwardAuth: X-Forwarded-Uri,
+	// X-Forwarded-Method, X-Forwarded-Host, X-Forwarded-Proto.
+	DialectTraefik
+)
+
+// String names the dialect.
+func (d Dialect) String() string {
+	switch d {
+	case DialectAmbassador:
+		return "ambassador"
+	case DialectNginx:
+		return "nginx"
+	case DialectTraefik:
+		return "traefik"
+	}
+	return "unknown"
+}
+
+// Limits on the original request.
+const (
+	maxHostLen   = 253  // a DNS name
+	maxURILen    = 8192 // path and query
+	maxMethodLen = 32
+)
+
+// ErrBadRequest is returned by ParseHTTPRequest when the original request
+// cannot be reconstructed safely (a hostile or malformed host, path, method
+// or scheme). Front doors answer it with 401 invalid_request, never a 5xx.
+var ErrBadRequest = errors.New("authz: bad original request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrBadRequest}, args...)...)
+}
+
+// Canonical header keys, read from http.Header without re-canonicalising.
+const (
+	hdrOriginalURL     = "X-Original-Url"
+	hdrOriginalURI     = "X-Original-Uri"
+	hdrOriginalMethod  = "X-Original-Method"
+	hdrForwardedURI    = "X-Forwarded-Uri"
+	hdrForwardedMethod = "X-Forwarded-Method"
+	hdrForwardedHost   = "X-Forwarded-Host"
+	hdrForwardedProto  = "X-Forwarded-Proto"
+	hdrAccept          = "Accept"
+)
+
+// ParseHTTPRequest reconstructs the original request from an HTTP check,
+// choosing the dialect from the headers present:
+//
+//   - nginx: X-Original-URL (an absolute URL) or X-Original-URI (path and
+//     query; host from the Host header, which the documented snippet sets
+//     with proxy_set_header Host $host), X-Original-Method, scheme from
+//     X-Forwarded-Proto. auth_request passes the client's own headers
+//     through, so a client-sent X-Forwarded-Host is ignored here.
+//   - Traefik: X-Forwarded-Uri, X-Forwarded-Method, X-Forwarded-Host,
+//     X-Forwarded-Proto (Traefik overwrites them unless trustForwardHeader).
+//   - otherwise Ambassador/Envoy: the request's own method and Host (Envoy
+//     sends the client's original Host; X-Forwarded-Host is ignored because
+//     Emissary forwards the client's), its request target minus prefix
+//     (Emissary concatenates path_prefix and the original path, so
+//     "/authz" + "/foo" = "/authz/foo"; a bare prefix means "/"), scheme
+//     from X-Forwarded-Proto.
+//
+// A request carrying both nginx and Traefik headers is refused: the client
+// may have set either family, and only the gateway knows which.
+//
+// Every error wraps ErrBadRequest. The dialect is returned even then.
+func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) {
+	h := r.Header
+	_, nginxURL := h[hdrOriginalURL]
+	_, nginxURI := h[hdrOriginalURI]
+	_, traefik := h[hdrForwardedURI]
+	switch {
+	case (nginxURL || nginxURI) && traefik:
+		return Request{}, DialectNginx, badRequest("both nginx (X-Original-*) and Traefik (X-Forwarded-Uri) headers")
+	case nginxURL:
+		raw, err := singleHeader(h, hdrOriginalURL)
+		if err != nil {
+			return Request{}, DialectNginx, err
+		}
+		method, err := methodOr(h, hdrOriginalMethod, r.Method)
+		if err != nil {
+			return Request{}, DialectNginx, err
+		}
+		scheme, hostport, uri, err := splitAbsoluteURL(raw)
+		if err != nil {
+			return Request{}, DialectNginx, err
+		}
+		req, err := buildRequest(method, scheme, hostport, uri, h[hdrAccept])
+		return req, DialectNginx, err
+	case nginxURI:
+		uri, err := singleHeader(h, hdrOriginalURI)
+		if err != nil {
+			return Request{}, DialectNginx, err
+		}
+		method, err := methodOr(h, hdrOriginalMethod, r.Method)
+		if err != nil {
+			return Request{}, DialectNginx, err
+		}
+		scheme, err := forwardedProto(h)
+		if err != nil {
+			return Request{}, DialectNginx, err
+		}
+		req, err := buildRequest(method, scheme, r.Host, uri, h[hdrAccept])
+		return req, DialectNginx, err
+	case traefik:
+		uri, err := singleHeader(h, hdrForwardedURI)
+		if err != nil {
+			return Request{}, DialectTraefik, err
+		}
+		method, err := methodOr(h, hdrForwardedMethod, r.Method)
+		if err != nil {
+			return Request{}, DialectTraefik, err
+		}
+		scheme, err := forwardedProto(h)
+		if err != nil {
+			return Request{}, DialectTraefik, err
+		}
+		host := r.Host
+		if _, ok := h[hdrForwardedHost]; ok {
+			if host, err = singleHeader(h, hdrForwardedHost); err != nil {
+				return Request{}, DialectTraefik, err
+			}
+		}
+		req, err := buildRequest(method, scheme, host, uri, h[hdrAccept])
+		return req, DialectTraefik, err
+	}
+	uri, err := envoyURI(r, prefix)
+	if err != nil {
+		return Request{}, DialectAmbassador, err
+	}
+	scheme, err := forwardedProto(h)
+	if err != nil {
+		return Request{}, DialectAmbassador, err
+	}
+	req, err := buildRequest(r.Method, scheme, r.Host, uri, h[hdrAccept])
+	return req, DialectAmbassador, err
+}
+
+// envoyURI is the original request target of an Ambassador/Envoy check:
+// the check's own request target minus prefix.
+func envoyURI(r *http.Request, prefix string) (string, error) {
+	raw := r.RequestURI
+	if raw == "" && r.URL != nil {
+		raw = r.URL.RequestURI() // a request built in code, not read from the wire
+	}
+	if len(raw) > maxURILen+len(prefix) {
+		return "", badRequest("request target longer than %d bytes", maxURILen)
+	}
+	if !strings.HasPrefix(raw, "/") {
+		return "", badRequest("request target is not a path")
+	}
+	rest, ok := strings.CutPrefix(raw, prefix)
+	switch {
+	case !ok:
+		return "", badRequest("request target is not under %q", prefix)
+	case rest == "":
+		return "/", nil
+	case rest[0] == '/':
+		return rest, nil
+	case rest[0] == '?':
+		return "/" + rest, nil
+	}
+	return "", badRequest("request target is not under %q", prefix)
+}
+
+// singleHeader returns the only value of header key; several are ambiguous.
+func singleHeader(h http.Header, key string) (string, error) {
+	v := h[key]
+	if len(v) != 1 {
+		return "", badRequest("%d %s headers", len(v), key)
+	}
+	return v[0], nil
+}
+
+// methodOr returns header key as a method, or def when it is absent.
+func methodOr(h http.Header, key, def string) (string, error) {
+	if _, ok := h[key]; !ok {
+		return def, nil
+	}
+	return singleHeader(h, key)
+}
+
+// forwardedProto is the scheme named by X-Forwarded-Proto, "http" when it
+// is absent. A list (several proxies) contributes its first entry, the
+// client-facing one.
+func forwardedProto(h http.Header) (string, error) {
+	v := h[hdrForwardedProto]
+	if len(v) == 0 {
+		return "http", nil
+	}
+	first, _, _ := strings.Cut(v[0], ",")
+	return parseScheme(strings.TrimSpace(first))
+}
+
+func parseScheme(s string) (string, error) {
+	switch {
+	case s == "":
+		return "http", nil
+	case strings.EqualFold(s, "http"):
+		return "http", nil
+	case strings.EqualFold(s, "https"):
+		return "https", nil
+	}
+	return "", badRequest("scheme is neither http nor https")
+}
+
+// splitAbsoluteURL splits nginx's X-Original-URL ("https://host:port/p?q")
+// without url.Parse, which accepts far more than a gateway ever sends.
+func splitAbsoluteURL(raw string) (scheme, hostport, uri string, err error) {
+	if len(raw) > maxURILen+maxHostLen+16 {
+		return "", "", "", badRequest("X-Original-URL too long")
+	}
+	s, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "", "", "", badRequest("X-Original-URL is not an absolute URL")
+	}
+	if scheme, err = parseScheme(s); err != nil || s == "" {
+		return "", "", "", badRequest("X-Original-URL scheme is neither http nor https")
+	}
+	i := strings.IndexAny(rest, "/?")
+	switch {
+	case i < 0:
+		return scheme, rest, "/", nil
+	case rest[i] == '?':
+		return scheme, rest[:i], "/" + rest[i:], nil
+	}
+	return scheme, rest[:i], rest[i:], nil
+}
+
+// buildRequest validates and assembles the parts of an original request.
+// accept holds the Accept header's values, nil when it is absent.
+func buildRequest(method, scheme, hostport, uri string, accept []string) (Request, error) {
+	if !validMethod(method) {
+		return Request{}, badRequest("method is not an HTTP token")
+	}
+	host, hp, err := parseHost(hostport)
+	if err != nil {
+		return Request{}, err
+	}
+	if len(uri) > maxURILen {
+		return Request{}, badRequest("request target longer than %d bytes", maxURILen)
+	}
+	if !strings.HasPrefix(uri, "/") {
+		return Request{}, badRequest("path does not start with /")
+	}
+	if !validURIChars(uri) {
+		return Request{}, badRequest("control character or space in the request target")
+	}
+	p, q, _ := strings.Cut(uri, "?")
+	return Request{
+		Method:   method,
+		Scheme:   scheme,
+		Host:     host,
+		HostPort: hp,
+		Path:     p,
+		RawQuery: q,
+		Browser:  isBrowser(method, accept),
+	}, nil
+}
+
+// isBrowser reports a navigation: GET or HEAD with an Accept header that
+// names text/html, or with no Accept header at all.
+func isBrowser(method string, accept []string) bool {
+	if method != http.MethodGet && method != http.MethodHead {
+		return false
+	}
+	if accept == nil {
+		return true
+	}
+	for _, v := range accept {
+		if containsFold(v, "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains the lower-case ASCII needle,
+// ignoring ASCII case, without allocating.
+func containsFold(s, needle string) bool {
+	for i := 0; i+len(needle) <= len(s); i++ {
+		match := true
+		for j := 0; j < len(needle); j++ {
+			if lowerByte(s[i+j]) != needle[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+// parseHost splits "host[:port]", checks it and returns the lower-case
+// host without a trailing dot, and the host and port for URL rebuilding.
+func parseHost(hostport string) (host, hp string, err error) {
+	if hostport == "" {
+		return "", "", badRequest("no host")
+	}
+	if len(hostport) > maxHostLen+6 {
+		return "", "", badRequest("host longer than %d bytes", maxHostLen)
+	}
+	host, port := hostport, ""
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		host, port = hostport[:i], hostport[i+1:]
+		if !validPort(port) {
+			return "", "", badRequest("host has a malformed port")
+		}
+	}
+	host = strings.TrimSuffix(host, ".")
+	if !validHostName(host) {
+		return "", "", badRequest("host is not a DNS name")
+	}
+	host = asciiLower(host)
+	hp = host
+	if port != "" {
+		hp = host + ":" + port
+	}
+	return host, hp, nil
+}
+
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// validHostName accepts a DNS name of letters, digits, dots and hyphens
+// with no empty label.
+func validHostName(h string) bool {
+	return h != "" && len(h) <= maxHostLen && validHostChars(h) &&
+		h[0] != '.' && h[len(h)-1] != '.' && !strings.Contains(h, "..")
+}
+
+// validURIChars rejects control characters and spaces, which no request
+// target on the wire carries.
+func validURIChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHostChars accepts letters, digits, dots and hyphens only.
+func validHostChars(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validMethod accepts an RFC 9110 token of at most 32 bytes.
+func validMethod(m string) bool {
+	if m == "" || len(m) > maxMethodLen {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// LoginRedirect is where an unauthenticated browser is sent: the broker's
+// /login with rd set to the original URL. rd is included only for a host
+// that some rule names and an http or https scheme, so that the check never
+// reflects a host an attacker chose; otherwise it is plain issuer/login.
+// (The broker's /login checks rd against allowed_redirect_domains too.)
+func LoginRedirect(issuer string, r Request, p *Policy) string {
+	base := strings.TrimSuffix(issuer, "/") + "/login"
+	if p == nil || (r.Scheme != "http" && r.Scheme != "https") || !p.KnowsHost(r.Host) {
+		return base
+	}
+	if !validHostName(r.Host) || !strings.HasPrefix(r.Path, "/") || !validURIChars(r.Path) || !validURIChars(r.RawQuery) {
+		return base
+	}
+	hp := asciiLower(r.Host)
+	if port, ok := strings.CutPrefix(r.HostPort, r.Host+":"); ok && validPort(port) {
+		hp += ":" + port
+	}
+	u := r.Scheme + "://" + hp + r.Path
+	if r.RawQuery != "" {
+		u += "?" + r.RawQuery
+	}
+	return base + "?rd=" + url.QueryEscape(u)
+}
