@@ -14,9 +14,13 @@ import (
 	"github.com/ghbroker/ghbroker/internal/githubfake"
 )
 
-// cmdDev runs the broker with the embedded GitHub emulator and a temporary
-// store on localhost. Every name under .localhost resolves to loopback in
-// browsers, so the emulator lives at github.localhost on the same port.
+// cmdDev runs the broker with the embedded GitHub emulator, two demo
+// services behind the authorization check and a temporary store, all on one
+// loopback port. Browsers resolve every name under .localhost to loopback,
+// so the broker is ghbroker.localhost, the demo services are
+// app.ghbroker.localhost and admin.ghbroker.localhost (one parent domain for
+// the SSO cookie: browsers refuse cookies for "localhost" itself), and the
+// emulator is github.localhost.
 func cmdDev(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "dev")
 	port := fs.Int("port", 8080, "port on localhost")
@@ -39,8 +43,9 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	defer os.RemoveAll(dir)
 
 	addr := fmt.Sprintf("127.0.0.1:%d", *port)
-	issuer := fmt.Sprintf("http://localhost:%d", *port)
-	ghHost := fmt.Sprintf("github.localhost:%d", *port)
+	host := func(name string) string { return fmt.Sprintf("%s:%d", name, *port) }
+	issuer := "http://" + host(devDomain)
+	ghHost := host("github.localhost")
 	for i := range fx.Apps {
 		fx.Apps[i].CallbackURL = issuer + "/callback"
 	}
@@ -64,18 +69,42 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 			return d.DialContext(ctx, network, addr)
 		},
 	}}
-	a, err := newApp(ctx, cfg, logger, appOptions{githubHTTP: ghClient, extra: hostRouter(map[string]http.Handler{ghHost: gh})})
+	hosts := map[string]http.Handler{ghHost: gh}
+	extra := hostRouter(hosts)
+	a, err := newApp(ctx, cfg, logger, appOptions{githubHTTP: ghClient, extra: extra})
 	if err != nil {
 		return err
 	}
+	appURL, adminURL := "http://"+host("app."+devDomain)+"/", "http://"+host("admin."+devDomain)+"/"
+	links := []demoLink{{"app", appURL}, {"admin", adminURL}}
+	hosts[host("app."+devDomain)] = &demoApp{check: a.checks.prefixed, title: "app", requires: "members of " + fx.Orgs[0].Login, issuer: issuer, others: links}
+	hosts[host("admin."+devDomain)] = &demoApp{check: a.checks.prefixed, title: "admin", requires: "members of " + devAdminTeam(fx), issuer: issuer, others: links}
 	go func() {
 		select {
 		case <-a.ready:
-			printDevBanner(e, issuer, ghHost, dir, fx)
+			printDevBanner(e, issuer, ghHost, appURL, adminURL, dir, fx)
 		case <-ctx.Done():
 		}
 	}()
 	return a.run(ctx)
+}
+
+// devDomain is the parent domain of the dev broker and demo services.
+const devDomain = "ghbroker.localhost"
+
+// devAdminTeam is the team the admin demo service admits: acme/admins in
+// the built-in fixture, else the first team of the first org.
+func devAdminTeam(fx *githubfake.Fixture) string {
+	o := fx.Orgs[0]
+	for _, t := range o.Teams {
+		if t.Slug == "admins" {
+			return o.Login + "/admins"
+		}
+	}
+	if len(o.Teams) > 0 {
+		return o.Login + "/" + o.Teams[0].Slug
+	}
+	return o.Login
 }
 
 // devGrafanaSecret is the demo Grafana client's secret in `ghbroker dev`.
@@ -102,8 +131,17 @@ github:
   url: %s
   api_url: %s/api/v3
   allowed_orgs: [%s]
+session:
+  cookie_domain: .%s
+  allowed_redirect_domains: [.%s]
 keys:
   algorithm: ES256
+policy:
+  rules:
+    - hosts: [app.%s]
+      allow: {groups: [%s]}
+    - hosts: [admin.%s]
+      allow: {groups: [%s]}
 clients:
   - id: grafana
     name: Grafana on localhost:3000
@@ -114,7 +152,8 @@ clients:
     name: kubectl (kubelogin)
     public: true
     redirect_uris: [http://localhost:8000, http://localhost:18000]
-`, issuer, addr, filepath.Join(dir, "ghbroker.db"), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret, githubURL, githubURL, strings.Join(orgs, ", "), devGrafanaSecret)
+`, issuer, addr, filepath.Join(dir, "ghbroker.db"), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret, githubURL, githubURL, strings.Join(orgs, ", "),
+		devDomain, devDomain, devDomain, orgs[0], devDomain, devAdminTeam(fx), devGrafanaSecret)
 	cfg, err := config.Parse("ghbroker dev", []byte(src), nil)
 	if err != nil {
 		return nil, configErr(err)
@@ -133,7 +172,7 @@ func hostRouter(hosts map[string]http.Handler) http.Handler {
 	})
 }
 
-func printDevBanner(e env, issuer, ghHost, dir string, fx *githubfake.Fixture) {
+func printDevBanner(e env, issuer, ghHost, appURL, adminURL, dir string, fx *githubfake.Fixture) {
 	var users []string
 	for _, u := range fx.Users {
 		users = append(users, u.Login)
@@ -141,13 +180,20 @@ func printDevBanner(e env, issuer, ghHost, dir string, fx *githubfake.Fixture) {
 	fmt.Fprintf(e.stdout, `
 ghbroker dev is running. Open:
 
-  %s/            sign in (pick a GitHub user: %s)
-  http://%s/     the GitHub emulator
+  %s/    sign in (pick a GitHub user: %s)
+  %s    a demo service open to %s
+  %s    a demo service open to %s
+  http://%s/    the GitHub emulator
   %s/.well-known/openid-configuration
+
+Browsers resolve *.localhost to this machine; other tools may need
+  127.0.0.1 %s app.%s admin.%s github.localhost
+in /etc/hosts.
 
 Only members of %s may sign in; the other users show the refusal page.
 OIDC clients: grafana (secret %s, redirect http://localhost:3000/login/generic_oauth)
               kubelogin (public, PKCE, redirect http://localhost:8000)
 Temporary store: %s (deleted on exit). Press Ctrl-C to stop.
-`, issuer, strings.Join(users, ", "), ghHost, issuer, fx.Orgs[0].Login, devGrafanaSecret, dir)
+`, issuer, strings.Join(users, ", "), appURL, fx.Orgs[0].Login, adminURL, devAdminTeam(fx), ghHost, issuer,
+		devDomain, devDomain, devDomain, fx.Orgs[0].Login, devGrafanaSecret, dir)
 }

@@ -59,6 +59,8 @@ const usage = `usage: ghbroker <command> [flags]
 commands:
   serve --config FILE          run the broker
   dev                          zero-setup demo on localhost (GitHub emulator included)
+  authz --issuer URL --config FILE
+                               stateless authorization replica (keys from the issuer's JWKS)
   check-config --config FILE   validate a config file
   keys list --config FILE      show the signing keys
   keys rotate --config FILE    rotate the signing keys now
@@ -101,6 +103,8 @@ func dispatch(ctx context.Context, e env, args []string) error {
 		return cmdServe(ctx, e, rest)
 	case "dev":
 		return cmdDev(ctx, e, rest)
+	case "authz":
+		return cmdAuthz(ctx, e, rest)
 	case "check-config":
 		return cmdCheckConfig(e, rest)
 	case "keys":

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -81,6 +79,7 @@ type app struct {
 	keys   *keys.Manager
 	broker *broker.Server
 	reg    *prometheus.Registry
+	checks *checks
 	// ready is closed once every listener is bound (used by dev and tests).
 	ready chan struct{}
 	// addrs are the bound listener addresses, by config key.
@@ -151,7 +150,12 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ch, err := newChecks(cfg, verifier, km, reg, logger)
+	if err != nil {
+		return nil, err
+	}
 	b, err := broker.New(broker.Options{
+		Authz:    ch.prefixed,
 		Issuer:   cfg.Issuer,
 		Keys:     km,
 		Verifier: verifier,
@@ -177,7 +181,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
-	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg,
+	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg, checks: ch,
 		ready: make(chan struct{}), addrs: map[string]string{}}, nil
 }
 
@@ -187,60 +191,31 @@ func (a *app) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	main, err := net.Listen("tcp", a.cfg.Listen)
-	if err != nil {
-		return runtimeErr(fmt.Errorf("listen %s: %w", a.cfg.Listen, err))
-	}
-	a.addrs["listen"] = main.Addr().String()
 	sock := admin.SocketPath(a.store.Path())
 	adminL, err := admin.Listen(sock)
 	if err != nil {
-		main.Close()
 		return runtimeErr(err)
 	}
 	defer os.Remove(sock)
-
-	servers := []*http.Server{
-		{Handler: a.broker, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
-		{Handler: &admin.Handler{Keys: a.keys, Logger: a.log}, ReadHeaderTimeout: 10 * time.Second},
+	ls := []*listener{
+		{name: "listen", addr: a.cfg.Listen, http: newHTTPServer(a.broker)},
+		{name: "admin socket", addr: sock, http: newHTTPServer(&admin.Handler{Keys: a.keys, Logger: a.log}), netLn: adminL},
 	}
-	listeners := []net.Listener{main, adminL}
+	ls = append(ls, a.checks.listeners(a.cfg)...)
 
 	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
 	wg.Go(func() { a.store.RunSweeper(ctx, time.Minute) })
-
-	errc := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() {
-			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
-	a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", main.Addr().String(),
-		"store", a.store.Path(), "admin_socket", sock)
-	close(a.ready)
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		a.log.Info("shutting down: draining connections")
-	case err := <-errc:
-		runErr = runtimeErr(err)
-		a.log.Error("server failed", "err", err)
-	}
-	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-	defer stop()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			a.log.Warn("shutdown incomplete", "err", err)
-		}
-	}
+	err = serveAll(ctx, a.log, ls, func() {
+		a.addrs["listen"] = ls[0].netLn.Addr().String()
+		a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", a.addrs["listen"],
+			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "store", a.store.Path(), "admin_socket", sock)
+		close(a.ready)
+	})
 	cancel()
 	wg.Wait()
 	a.log.Info("stopped")
-	return runErr
+	return err
 }
 
 // brokerClients turns the configured relying parties into broker clients.

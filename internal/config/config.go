@@ -221,8 +221,24 @@ func Load(path string, env Env) (*Config, error) {
 	return Parse(path, raw, env)
 }
 
+// LoadAuthz reads a config file for `ghbroker authz`, the stateless
+// replica: it needs issuer, authz, session (cookie name and domain) and
+// policy, and ignores github, storage and clients, which only the broker
+// uses. A non-empty issuer overrides the file's.
+func LoadAuthz(path string, env Env, issuer string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Problems: []Problem{{Msg: "cannot read the config file: " + errText(err)}}}
+	}
+	return parse(path, raw, env, issuer, true)
+}
+
 // Parse is Load for a file already read.
 func Parse(name string, raw []byte, env Env) (*Config, error) {
+	return parse(name, raw, env, "", false)
+}
+
+func parse(name string, raw []byte, env Env, issuer string, authzOnly bool) (*Config, error) {
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
@@ -241,8 +257,11 @@ func Parse(name string, raw []byte, env Env) (*Config, error) {
 	if len(d.problems) > 0 {
 		return nil, &Error{File: name, Problems: d.problems}
 	}
+	if issuer != "" {
+		c.Issuer = issuer
+	}
 	applyDefaults(c)
-	v := &validator{lines: d.lines, env: env}
+	v := &validator{lines: d.lines, env: env, authzOnly: authzOnly}
 	v.validate(c)
 	if len(v.problems) > 0 {
 		return nil, &Error{File: name, Problems: v.problems}

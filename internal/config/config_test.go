@@ -207,3 +207,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadAuthzIgnoresBrokerSections(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "authz.yaml")
+	src := "issuer: https://auth.example.com\ngithub:\n  client_id: x\n  allowed_orgs: [acme]\nclients:\n  - {id: g, secret_env: UNSET, redirect_uris: [https://g.example.com/cb]}\n"
+	if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadAuthz(f, nil, "https://sso.example.com/")
+	if err != nil {
+		t.Fatalf("the broker-only sections must not fail the replica: %v", err)
+	}
+	if c.Issuer != "https://sso.example.com" {
+		t.Errorf("issuer override: %q", c.Issuer)
+	}
+	if _, err := LoadAuthz(f, nil, "http://sso.example.com"); err == nil {
+		t.Error("an http issuer was accepted for the replica")
+	}
+}

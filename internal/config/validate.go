@@ -14,6 +14,9 @@ type validator struct {
 	lines    map[string]int
 	env      Env
 	problems []Problem
+	// authzOnly validates for the stateless replica: no github, storage
+	// or clients.
+	authzOnly bool
 }
 
 // fail records a problem at the line of key (or of its closest parent that
@@ -41,16 +44,20 @@ func (v *validator) validate(c *Config) {
 	v.listeners(c)
 	v.oneOf("log.format", c.Log.Format, "json", "text")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	if c.Storage.Bolt.Path == "" {
-		v.fail("storage.bolt.path", "storage.bolt.path must name the store file")
+	if !v.authzOnly {
+		if c.Storage.Bolt.Path == "" {
+			v.fail("storage.bolt.path", "storage.bolt.path must name the store file")
+		}
+		v.github(c)
 	}
-	v.github(c)
 	v.session(c)
 	v.oneOf("keys.algorithm", c.Keys.Algorithm, "RS256", "ES256", "EdDSA")
 	if c.Keys.RotateEvery.D() < time.Minute {
 		v.fail("keys.rotate_every", "keys.rotate_every must be at least 1m, not %s", c.Keys.RotateEvery.D())
 	}
-	v.clients(c)
+	if !v.authzOnly {
+		v.clients(c)
+	}
 	v.policy(c)
 }
 

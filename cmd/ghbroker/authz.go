@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/internal/config"
+)
+
+// checks are the authorization check's front doors built from one config.
+type checks struct {
+	// prefixed answers /authz and /authz/* on the main listener.
+	prefixed http.Handler
+	// dedicated answers every path on authz.listen (nil when unset).
+	dedicated http.Handler
+	// grpc serves envoy.service.auth.v3.Authorization on authz.grpc_listen
+	// (nil when unset).
+	grpc *grpc.Server
+}
+
+// keyAge is what the key-set-age metric reads.
+type keyAge interface{ LoadedAt() time.Time }
+
+func newChecks(cfg *config.Config, v *authz.Verifier, keys keyAge, reg prometheus.Registerer, logger *slog.Logger) (*checks, error) {
+	policy, err := authz.CompilePolicy(cfg.Policy)
+	if err != nil {
+		return nil, configErr(fmt.Errorf("policy: %w", err))
+	}
+	m, err := authz.NewMetrics(reg)
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
+	if err := m.ObserveVerifier(v.CacheStats); err != nil {
+		return nil, runtimeErr(err)
+	}
+	if err := m.ObserveKeySetAge(keys.LoadedAt); err != nil {
+		return nil, runtimeErr(err)
+	}
+	httpOpts := authz.HTTPOptions{
+		Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName,
+		Prefix: "/authz", Metrics: m, Logger: logger,
+	}
+	c := &checks{}
+	if c.prefixed, err = authz.NewHTTPHandler(httpOpts); err != nil {
+		return nil, runtimeErr(err)
+	}
+	if cfg.Authz.Listen != "" {
+		httpOpts.Prefix = ""
+		if c.dedicated, err = authz.NewHTTPHandler(httpOpts); err != nil {
+			return nil, runtimeErr(err)
+		}
+	}
+	if cfg.Authz.GRPCListen != "" {
+		c.grpc, err = authz.NewGRPCServer(authz.GRPCOptions{
+			Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName, Metrics: m, Logger: logger,
+		})
+		if err != nil {
+			return nil, runtimeErr(err)
+		}
+	}
+	return c, nil
+}
+
+// listener is one thing run serves: an HTTP server or the gRPC server.
+type listener struct {
+	name  string
+	addr  string
+	http  *http.Server
+	grpc  *grpc.Server
+	netLn net.Listener
+}
+
+func (c *checks) listeners(cfg *config.Config) []*listener {
+	var out []*listener
+	if c.dedicated != nil {
+		out = append(out, &listener{name: "authz.listen", addr: cfg.Authz.Listen, http: newHTTPServer(c.dedicated)})
+	}
+	if c.grpc != nil {
+		out = append(out, &listener{name: "authz.grpc_listen", addr: cfg.Authz.GRPCListen, grpc: c.grpc})
+	}
+	return out
+}
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+}
+
+// serveAll binds every listener (failing fast if one cannot), serves until
+// ctx is done or one fails, then shuts them all down gracefully.
+func serveAll(ctx context.Context, logger *slog.Logger, ls []*listener, bound func()) error {
+	for _, l := range ls {
+		if l.netLn != nil {
+			continue
+		}
+		nl, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, o := range ls {
+				if o.netLn != nil {
+					o.netLn.Close()
+				}
+			}
+			return runtimeErr(fmt.Errorf("%s: listen %s: %w", l.name, l.addr, err))
+		}
+		l.netLn = nl
+	}
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() {
+			var err error
+			if l.grpc != nil {
+				err = l.grpc.Serve(l.netLn)
+			} else {
+				err = l.http.Serve(l.netLn)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("%s: %w", l.name, err)
+			}
+		}()
+	}
+	if bound != nil {
+		bound()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down: draining connections")
+	case err := <-errc:
+		runErr = runtimeErr(err)
+		logger.Error("server failed", "err", err)
+	}
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() {
+			if l.grpc != nil {
+				done := make(chan struct{})
+				go func() { l.grpc.GracefulStop(); close(done) }()
+				select {
+				case <-done:
+				case <-shutdownCtx.Done():
+					l.grpc.Stop()
+				}
+				return
+			}
+			if err := l.http.Shutdown(shutdownCtx); err != nil {
+				logger.Warn("shutdown incomplete", "listener", l.name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	return runErr
+}
+
+// cmdAuthz runs the stateless authorization replica: keys from the
+// issuer's JWKS, policy from its own config, no store.
+func cmdAuthz(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet(e, "authz")
+	issuer := fs.String("issuer", "", "the broker's issuer URL (overrides issuer in the config)")
+	path := fs.String("config", "", "config file (YAML): issuer, listen, authz.*, session.cookie_name and policy are read")
+	logFormat := fs.String("log-format", "", "log format: json or text (overrides log.format)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageErr("authz needs --config FILE (and --issuer URL unless the file sets issuer)")
+	}
+	cfg, err := config.LoadAuthz(*path, e.lookupEnv, *issuer)
+	if err != nil {
+		return configErr(err)
+	}
+	logger, err := newLogger(e.stderr, cfg.Log, *logFormat)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ks, err := authz.NewRemoteKeySet(ctx, authz.RemoteOptions{JWKSURL: cfg.Issuer + "/keys", Logger: logger})
+	if err != nil {
+		return configErr(err)
+	}
+	go ks.Run(ctx)
+	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: cfg.Issuer, Keys: ks, IDTokenAudiences: cfg.Authz.IDTokenAudiences})
+	if err != nil {
+		return runtimeErr(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c, err := newChecks(cfg, v, ks, reg, logger)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/authz", c.prefixed)
+	mux.Handle("/authz/", c.prefixed)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ks.LoadedAt().IsZero() {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "not ready: no keys fetched from "+cfg.Issuer+" yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(mux)}}, c.listeners(cfg)...)
+	return serveAll(ctx, logger, ls, func() {
+		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "listen", cfg.Listen,
+			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen)
+	})
+}
