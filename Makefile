@@ -1,5 +1,5 @@
 # Every test: format, vet, staticcheck and the race-enabled suite.
-.PHONY: test build dev
+.PHONY: test build dev bench
 test:
 	scripts/test
 
@@ -8,3 +8,5 @@ build:
 
 dev:
 	go run ./cmd/ghbroker dev
+bench:
+	bench/load.sh

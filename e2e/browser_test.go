@@ -63,54 +63,81 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// TestDevSignInInChromium runs `ghbroker dev`, clicks through the GitHub
-// emulator's sign-in as a fixture user and reads the teams on the
-// signed-in page.
+// TestDevSignInInChromium runs `ghbroker dev` and, in Chromium: opens a
+// protected demo service, is sent to GitHub's user picker, signs in as a
+// fixture user, lands back on the service; a second subdomain lets the user
+// in without another sign-in (one SSO cookie on the parent domain); the
+// signed-in page lists the teams; a user outside the admin team gets 403 on
+// the admin service; a user outside the allowed org is refused.
 func TestDevSignInInChromium(t *testing.T) {
 	port := freePort(t)
 	start(t, "ghbroker dev is running", "dev", "--port", fmt.Sprint(port))
-	base := fmt.Sprintf("http://localhost:%d", port)
+	base := fmt.Sprintf("http://ghbroker.localhost:%d", port)
+	app := fmt.Sprintf("http://app.ghbroker.localhost:%d/", port)
+	admin := fmt.Sprintf("http://admin.ghbroker.localhost:%d/", port)
 	ctx := newBrowser(t)
 
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`#sign-in`)),
-		chromedp.Click(chromedp.CSS(`#sign-in`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-login="alice"]`)),
-	)
-	if err != nil {
-		t.Fatalf("reaching the GitHub emulator's user picker: %v", err)
+	signIn := func(start, login string) {
+		t.Helper()
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(start),
+			chromedp.WaitVisible(chromedp.CSS(`[data-login="`+login+`"]`)),
+			chromedp.Click(chromedp.CSS(`[data-login="`+login+`"]`)),
+		)
+		if err != nil {
+			screenshot(t, ctx, "sign-in-failed")
+			t.Fatalf("signing in as %s from %s: %v", login, start, err)
+		}
 	}
-	screenshot(t, ctx, "picker")
-	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`[data-login="alice"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#signed-in`)),
-	)
-	if err != nil {
-		t.Fatalf("signing in: %v", err)
+
+	signIn(app, "alice")
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#demo-app`))); err != nil {
+		t.Fatalf("not back on the app after sign-in: %v", err)
 	}
-	login := text(t, ctx, "#login")
-	teams := text(t, ctx, "#teams")
+	if u := text(t, ctx, "#user"); u != "alice" {
+		t.Fatalf("app sees user %q", u)
+	}
+	screenshot(t, ctx, "app")
+
+	// Single sign-on: the admin service needs no new sign-in.
+	if err := chromedp.Do(ctx, chromedp.Navigate(admin), chromedp.WaitVisible(chromedp.CSS(`#demo-app`))); err != nil {
+		t.Fatalf("admin service: %v", err)
+	}
+	if g := text(t, ctx, "#groups"); !strings.Contains(g, "acme/admins") {
+		t.Fatalf("admin sees groups %q", g)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#signed-in`))); err != nil {
+		t.Fatalf("signed-in page: %v", err)
+	}
 	screenshot(t, ctx, "signed-in")
-	if login != "alice" || !strings.Contains(teams, "acme/sre") {
+	if login, teams := text(t, ctx, "#login"), text(t, ctx, "#teams"); login != "alice" || !strings.Contains(teams, "acme/sre") {
 		t.Fatalf("signed-in page shows login %q teams %q", login, teams)
 	}
 
-	// Sign out, and a user outside the allowed org is refused.
-	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#sign-out`)),
-		chromedp.WaitVisible(chromedp.CSS(`#signed-out`)),
-		chromedp.Click(chromedp.CSS(`#sign-in`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-login="erin"]`)),
-		chromedp.Click(chromedp.CSS(`[data-login="erin"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`.problem`)),
-	)
-	if err != nil {
-		t.Fatalf("sign-out and refused sign-in: %v", err)
+	// Sign out, then bob: the app admits him, the admin service does not.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#sign-out`)), chromedp.WaitVisible(chromedp.CSS(`#signed-out`))); err != nil {
+		t.Fatalf("sign-out: %v", err)
 	}
-	body := text(t, ctx, ".problem")
+	signIn(app, "bob")
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#demo-app`)), chromedp.Navigate(admin)); err != nil {
+		t.Fatalf("bob on the app: %v", err)
+	}
+	if body := text(t, ctx, "body"); !strings.Contains(body, "Signed in as bob") || !strings.Contains(body, "acme/admins") {
+		t.Fatalf("admin service for bob says %q", body)
+	}
+	screenshot(t, ctx, "forbidden")
+
+	// erin is in no allowed org.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/logout")); err != nil {
+		t.Fatal(err)
+	}
+	signIn(base+"/login", "erin")
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`.problem`))); err != nil {
+		t.Fatalf("refusal page: %v", err)
+	}
 	screenshot(t, ctx, "refused")
-	if !strings.Contains(body, "not in an allowed organization") {
+	if body := text(t, ctx, ".problem"); !strings.Contains(body, "not in an allowed organization") {
 		t.Fatalf("refusal page says %q", body)
 	}
 }

@@ -71,9 +71,35 @@ async function browse(start, stopAt) {
   throw new Error('too many redirects')
 }
 
+// openid-client's own requests go through fetch, which does not resolve
+// *.localhost: give it a fetch on node:http with the same resolver.
+function localFetch(url, options) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url)
+    const headers = {}
+    new Headers(options.headers).forEach((v, k) => (headers[k] = v))
+    const req = http.request(u, { method: options.method ?? 'GET', headers, lookup }, (res) => {
+      const chunks = []
+      res.on('data', (d) => chunks.push(d))
+      res.on('end', () => {
+        const h = new Headers()
+        for (const [k, v] of Object.entries(res.headers)) {
+          for (const one of [].concat(v)) h.append(k, one)
+        }
+        const body = [204, 304].includes(res.statusCode) ? null : Buffer.concat(chunks)
+        resolve(new Response(body, { status: res.statusCode, headers: h }))
+      })
+    })
+    req.on('error', reject)
+    if (options.body) req.write(typeof options.body === 'string' ? options.body : options.body.toString())
+    req.end()
+  })
+}
+
 const results = {}
 const config = await client.discovery(new URL(issuer), clientId, clientSecret, client.ClientSecretBasic(clientSecret), {
   execute: [client.allowInsecureRequests], // the dev issuer is plain http on localhost
+  [client.customFetch]: localFetch,
 })
 results.issuer = config.serverMetadata().issuer
 check(results.issuer === issuer, 'discovery issuer')

@@ -1,0 +1,140 @@
+// Command loadserver is the server half of bench/load.sh: it serves either
+// a bare net/http handler answering 200 (the baseline) or ghbroker's real
+// HTTP authorization check (the dedicated-listener door) with an in-memory
+// key set, and writes the credentials the load generator sends.
+//
+// It is a measurement tool, not part of the product.
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/config"
+	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/store/memory"
+)
+
+const issuer = "https://auth.example.com"
+
+func main() {
+	mode := flag.String("mode", "bare", "bare | authz | rsa (print the cost of one RS256 verification and exit)")
+	addr := flag.String("addr", "127.0.0.1:18181", "listen address")
+	out := flag.String("tokens", "", "directory to write session.txt and access-*.txt into (authz mode)")
+	distinct := flag.Int("distinct", 4000, "distinct access tokens to write for the cache-miss scenario")
+	cacheSize := flag.Int("cache", 0, "verifier cache size (0: default)")
+	flag.Parse()
+
+	switch *mode {
+	case "rsa":
+		fmt.Println(rsaVerifyNanos())
+		return
+	case "bare":
+		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	case "authz":
+		h := check(*out, *distinct, *cacheSize)
+		serve(*addr, h)
+	default:
+		log.Fatalf("unknown mode %q", *mode)
+	}
+}
+
+func serve(addr string, h http.Handler) {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Println("ready")
+	log.Fatal(srv.ListenAndServe())
+}
+
+// check builds the real authorization check and writes its credentials.
+func check(dir string, distinct, cacheSize int) http.Handler {
+	ctx := context.Background()
+	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{Algorithm: keys.RS256})
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: issuer, Keys: km, CacheSize: cacheSize})
+	if err != nil {
+		log.Fatal(err)
+	}
+	policy, err := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
+		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy})
+	if err != nil {
+		log.Fatal(err)
+	}
+	sign := func(kind claims.Kind, i int) string {
+		now := time.Now()
+		aud := jwt.Audience{issuer}
+		tok, err := km.Sign(kind, &claims.Claims{Claims: jwt.Claims{Issuer: issuer, Subject: fmt.Sprint(1000 + i), Audience: aud,
+			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour)), ID: fmt.Sprint(i)},
+			PreferredUsername: fmt.Sprintf("user%d", i), Email: "user@example.com",
+			Groups: []string{"acme", "acme/sre", "acme/dev"}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return tok
+	}
+	if dir != "" {
+		write(dir+"/session.txt", []string{sign(claims.KindSession, 0)})
+		toks := make([]string, distinct)
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Go(func() {
+				for i := w; i < distinct; i += 2 {
+					toks[i] = sign(claims.KindAccess, i)
+				}
+			})
+		}
+		wg.Wait()
+		write(dir+"/access.txt", toks)
+	}
+	return h
+}
+
+func write(path string, lines []string) {
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// rsaVerifyNanos measures one RS256 (PKCS#1 v1.5, SHA-256, 2048-bit)
+// verification with crypto/rsa, the floor of an uncached check.
+func rsaVerifyNanos() int64 {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		log.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("payload"))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, sum[:])
+	if err != nil {
+		log.Fatal(err)
+	}
+	const n = 3000
+	start := time.Now()
+	for range n {
+		s := sha256.Sum256([]byte("payload"))
+		if err := rsa.VerifyPKCS1v15(&priv.PublicKey, crypto.SHA256, s[:], sig); err != nil {
+			log.Fatal(err)
+		}
+	}
+	return time.Since(start).Nanoseconds() / n
+}
