@@ -93,7 +93,7 @@ func NewHTTPHandler(opts HTTPOptions) (http.Handler, error) {
 	if opts.Prefix != "" && (!strings.HasPrefix(opts.Prefix, "/") || strings.HasSuffix(opts.Prefix, "/")) {
 		return nil, fmt.Errorf("authz: prefix %q must start with / and not end with /", opts.Prefix)
 	}
-	return &httpHandler{c: c, prefix: opts.Prefix}, nil
+	return &httpHandler{c: c, prefix: opts.Prefix, memo: newHeaderMemo()}, nil
 }
 
 // checker is the pipeline both front doors share: credential, decision,
@@ -400,6 +400,7 @@ func (c *checker) logDecision(ctx context.Context, d door, req *Request, v verdi
 type httpHandler struct {
 	c      *checker
 	prefix string
+	memo   *headerMemo
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -431,19 +432,13 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // write puts a verdict on the wire. Headers are all set before WriteHeader.
 func (h *httpHandler) write(w http.ResponseWriter, req *Request, dialect Dialect, v verdict) {
 	hdr := w.Header()
-	hdr.Set("Cache-Control", "no-store")
+	hdr[keyCacheControl] = valNoStore
 	switch v.result {
 	case resultAllow, resultPublic:
-		var unset []string
 		if v.claims != nil {
-			id := identityOf(v.claims)
-			unset = setIdentity(hdr, id)
-			hdr.Set("Authorization", "Bearer "+v.token)
-		} else {
-			unset = []string{HeaderUser, HeaderEmail, HeaderGroups, HeaderGroupsTruncated}
-		}
-		if dialect == DialectAmbassador && len(unset) > 0 {
-			hdr.Set(envoyHeadersToRemove, strings.ToLower(strings.Join(unset, ", ")))
+			h.memo.get(v.claims, v.token).set(hdr, dialect == DialectAmbassador)
+		} else if dialect == DialectAmbassador {
+			hdr[keyRemove] = removeLists[15]
 		}
 		w.WriteHeader(http.StatusOK)
 	case resultRedirect:
@@ -470,20 +465,6 @@ func (h *httpHandler) write(w http.ResponseWriter, req *Request, dialect Dialect
 	}
 }
 
-// setIdentity sets the identity headers id has and returns the names of
-// those it left unset.
-func setIdentity(hdr http.Header, id identity) (unset []string) {
-	for _, kv := range [...]struct{ k, v string }{
-		{HeaderUser, id.user}, {HeaderEmail, id.email}, {HeaderGroups, id.groups}, {HeaderGroupsTruncated, truncatedValue(id.truncated)},
-	} {
-		if kv.v == "" {
-			unset = append(unset, kv.k)
-			continue
-		}
-		hdr.Set(kv.k, kv.v)
-	}
-	return unset
-}
 
 func truncatedValue(t bool) string {
 	if t {

@@ -1,0 +1,57 @@
+package authz_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/config"
+	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/store/memory"
+)
+
+// discardWriter is a ResponseWriter that keeps nothing, so the benchmark
+// measures the door and not a recorder.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// BenchmarkHTTPCheckCookie is one cached check through the HTTP door with a
+// valid session cookie: request parsing, cookie, verification cache,
+// policy, identity headers.
+func BenchmarkHTTPCheckCookie(b *testing.B) {
+	const iss = "https://auth.example.com"
+	ctx := context.Background()
+	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km})
+	p, _ := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
+		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}}}})
+	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := km.Sign(claims.KindSession, &claims.Claims{Claims: jwt.Claims{Issuer: iss, Subject: "1",
+		Audience: jwt.Audience{iss}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		PreferredUsername: "alice", Groups: []string{"acme", "acme/sre"}})
+	req := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
+	req.Host = "app.example.com"
+	req.Header.Set("Cookie", "_ghbroker="+tok)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+}

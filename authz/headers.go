@@ -1,0 +1,108 @@
+package authz
+
+import (
+	"hash/maphash"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/ghbroker/ghbroker/claims"
+)
+
+// allowHeaders are the header values of an allowed check, ready to put in
+// a response without allocating: each is a one-element slice shared by
+// every response for the same verified token (net/http only reads them; an
+// Add would copy, since len == cap).
+type allowHeaders struct {
+	claims *claims.Claims
+	token  string
+	user, email, groups, truncated, authorization, remove []string
+}
+
+// Canonical header keys, written straight into the header map so that
+// net/http does not canonicalise them on every response.
+var (
+	keyCacheControl  = http.CanonicalHeaderKey("Cache-Control")
+	keyAuthorization = http.CanonicalHeaderKey("Authorization")
+	keyUser          = http.CanonicalHeaderKey(HeaderUser)
+	keyEmail         = http.CanonicalHeaderKey(HeaderEmail)
+	keyGroups        = http.CanonicalHeaderKey(HeaderGroups)
+	keyTruncated     = http.CanonicalHeaderKey(HeaderGroupsTruncated)
+	keyRemove        = http.CanonicalHeaderKey(envoyHeadersToRemove)
+	valNoStore       = []string{"no-store"}
+)
+
+// removeLists[mask] is the X-Envoy-Auth-Headers-To-Remove value for the
+// identity headers whose bit is set in mask (user 1, email 2, groups 4,
+// truncated 8): precomputed, lower-case, for every combination.
+var removeLists = func() (out [16][]string) {
+	names := [4]string{HeaderUser, HeaderEmail, HeaderGroups, HeaderGroupsTruncated}
+	for mask := 1; mask < 16; mask++ {
+		var parts []string
+		for i, n := range names {
+			if mask&(1<<i) != 0 {
+				parts = append(parts, strings.ToLower(n))
+			}
+		}
+		out[mask] = []string{strings.Join(parts, ", ")}
+	}
+	return out
+}()
+
+func newAllowHeaders(c *claims.Claims, token string) *allowHeaders {
+	id := identityOf(c)
+	a := &allowHeaders{claims: c, token: token, authorization: []string{"Bearer " + token}}
+	mask := 0
+	for i, kv := range [...]struct {
+		v   string
+		dst *[]string
+	}{{id.user, &a.user}, {id.email, &a.email}, {id.groups, &a.groups}, {truncatedValue(id.truncated), &a.truncated}} {
+		if kv.v == "" {
+			mask |= 1 << i
+			continue
+		}
+		*kv.dst = []string{kv.v}
+	}
+	a.remove = removeLists[mask]
+	return a
+}
+
+// set writes the headers; withRemove adds Envoy's removal list (the
+// Ambassador dialect only).
+func (a *allowHeaders) set(hdr http.Header, withRemove bool) {
+	for _, kv := range [...]struct {
+		k string
+		v []string
+	}{{keyUser, a.user}, {keyEmail, a.email}, {keyGroups, a.groups}, {keyTruncated, a.truncated}} {
+		if kv.v != nil {
+			hdr[kv.k] = kv.v
+		}
+	}
+	hdr[keyAuthorization] = a.authorization
+	if withRemove && a.remove != nil {
+		hdr[keyRemove] = a.remove
+	}
+}
+
+// headerMemo is a fixed-size, direct-mapped memo of allowHeaders keyed by
+// the verified claims (stable pointers for tokens served from the
+// verifier's cache): repeated checks of one token build their headers once.
+// It never grows; a collision just rebuilds.
+type headerMemo struct {
+	seed  maphash.Seed
+	slots [1024]atomic.Pointer[allowHeaders]
+}
+
+func newHeaderMemo() *headerMemo { return &headerMemo{seed: maphash.MakeSeed()} }
+
+func (m *headerMemo) get(c *claims.Claims, token string) *allowHeaders {
+	p := uintptr(unsafe.Pointer(c))
+	slot := &m.slots[maphash.Comparable(m.seed, p)%uint64(len(m.slots))]
+	if a := slot.Load(); a != nil && a.claims == c && a.token == token {
+		return a
+	}
+	a := newAllowHeaders(c, token)
+	slot.Store(a)
+	return a
+}
