@@ -118,6 +118,10 @@ func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) 
 	switch {
 	case (nginxURL || nginxURI) && traefik:
 		return Request{}, DialectNginx, badRequest("both nginx (X-Original-*) and Traefik (X-Forwarded-Uri) headers")
+	case nginxURL && nginxURI:
+		// nginx passes the client's own headers into the subrequest: one of
+		// the two may be the client's, so neither can be trusted.
+		return Request{}, DialectNginx, badRequest("both X-Original-URL and X-Original-URI")
 	case nginxURL:
 		raw, err := singleHeader(h, hdrOriginalURL)
 		if err != nil {

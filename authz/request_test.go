@@ -102,6 +102,7 @@ func TestParseHTTPRequestRefuses(t *testing.T) {
 		{"bad method", "", "G ET", "/", "a.example.com", nil, DialectAmbassador},
 		{"bad scheme", "", "GET", "/", "a.example.com", h("X-Forwarded-Proto", "ftp"), DialectAmbassador},
 		{"nginx two URIs", "", "GET", "/", "a.example.com", h("X-Original-URI", "/", "X-Original-URI", "/x"), DialectNginx},
+		{"nginx URL and URI", "", "GET", "/", "a.example.com", h("X-Original-URI", "/admin", "X-Original-URL", "https://status.example.com/"), DialectNginx},
 		{"nginx bad method", "", "GET", "/", "a.example.com", h("X-Original-URI", "/", "X-Original-Method", "GET\r\nX: y"), DialectNginx},
 		{"nginx relative URL", "", "GET", "/", "a.example.com", h("X-Original-URL", "//a.example.com/"), DialectNginx},
 		{"nginx URL scheme", "", "GET", "/", "a.example.com", h("X-Original-URL", "file:///etc/passwd"), DialectNginx},

@@ -14,12 +14,16 @@ import (
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
 	get := []string{http.MethodGet, http.MethodHead}
-	// Requests for other hosts (the dev demo upstream) go to Extra.
-	var root *mux.Router = r
-	if s.opts.Extra != nil {
-		root = r.Host(s.issuer.Host).Subrouter()
-		r.NotFoundHandler = s.opts.Extra
+	if s.opts.Authz != nil {
+		// Every method and every Host: gateways forward the original ones.
+		r.PathPrefix("/authz").Handler(s.opts.Authz)
 	}
+	// Other named hosts (the dev emulator and demo services) have their
+	// own handlers; every other Host gets the broker.
+	for host, h := range s.opts.ExtraHosts {
+		r.Host(host).Handler(h)
+	}
+	root := r
 
 	root.Handle("/.well-known/openid-configuration", s.instrument("discovery", http.HandlerFunc(s.discovery))).Methods(get...)
 	root.Handle("/keys", s.instrument("keys", http.HandlerFunc(s.jwks))).Methods(get...)
@@ -27,10 +31,6 @@ func (s *Server) routes() http.Handler {
 	root.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(get...)
 	root.Handle("/metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})).Methods(get...)
 	root.PathPrefix("/static/").Handler(http.StripPrefix("/static/", staticHandler())).Methods(get...)
-	if s.opts.Authz != nil {
-		// Every method: gateways forward the original one.
-		root.PathPrefix("/authz").Handler(s.opts.Authz)
-	}
 	if s.signInEnabled() {
 		root.Handle("/", s.page("home", s.home)).Methods(get...)
 		root.Handle("/login", s.page("login", s.login)).Methods(get...)
@@ -44,10 +44,6 @@ func (s *Server) routes() http.Handler {
 	}
 	root.NotFoundHandler = s.instrument("not_found", http.HandlerFunc(notFound))
 	root.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
-	if s.opts.Extra == nil {
-		r.NotFoundHandler = root.NotFoundHandler
-	}
-	r.MethodNotAllowedHandler = root.MethodNotAllowedHandler
 	return withRequestID(r)
 }
 

@@ -112,9 +112,9 @@ type Options struct {
 	JWKSMaxAge time.Duration
 	// Authz, when set, is mounted at /authz and /authz/{rest}.
 	Authz http.Handler
-	// Extra, when set, handles hosts other than the issuer's (the dev
-	// demo upstream).
-	Extra http.Handler
+	// ExtraHosts maps "host:port" names to their own handlers (the dev
+	// GitHub emulator and demo services); every other Host is the broker's.
+	ExtraHosts map[string]http.Handler
 	// Registry receives the broker's metrics.
 	Registry prometheus.Registerer
 	// Gatherer is served at /metrics.

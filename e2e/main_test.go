@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,8 +105,9 @@ func start(t *testing.T, ready string, args ...string) *proc {
 
 func waitHTTP(t *testing.T, u string) {
 	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for range 300 {
-		resp, err := http.Get(u)
+		resp, err := c.Get(u)
 		if err == nil {
 			resp.Body.Close()
 			return
@@ -113,4 +115,12 @@ func waitHTTP(t *testing.T, u string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s never answered", u)
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }

@@ -170,6 +170,7 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "authz")
 	issuer := fs.String("issuer", "", "the broker's issuer URL (overrides issuer in the config)")
 	path := fs.String("config", "", "config file (YAML): issuer, listen, authz.*, session.cookie_name and policy are read")
+	jwksURL := fs.String("jwks-url", "", "where to fetch the signing keys (default: ISSUER/keys); e.g. the broker's in-cluster Service")
 	logFormat := fs.String("log-format", "", "log format: json or text (overrides log.format)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -187,9 +188,12 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ks, err := authz.NewRemoteKeySet(ctx, authz.RemoteOptions{JWKSURL: cfg.Issuer + "/keys", Logger: logger})
+	if *jwksURL == "" {
+		*jwksURL = cfg.Issuer + "/keys"
+	}
+	ks, err := authz.NewRemoteKeySet(ctx, authz.RemoteOptions{JWKSURL: *jwksURL, Logger: logger})
 	if err != nil {
-		return configErr(err)
+		return usageErr("--jwks-url: %v", err)
 	}
 	go ks.Run(ctx)
 	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: cfg.Issuer, Keys: ks, IDTokenAudiences: cfg.Authz.IDTokenAudiences})
@@ -217,7 +221,7 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(mux)}}, c.listeners(cfg)...)
 	return serveAll(ctx, logger, ls, func() {
-		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "listen", cfg.Listen,
+		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "jwks_url", *jwksURL, "listen", cfg.Listen,
 			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen)
 	})
 }

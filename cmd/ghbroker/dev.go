@@ -69,16 +69,16 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 			return d.DialContext(ctx, network, addr)
 		},
 	}}
-	hosts := map[string]http.Handler{ghHost: gh}
-	extra := hostRouter(hosts)
-	a, err := newApp(ctx, cfg, logger, appOptions{githubHTTP: ghClient, extra: extra})
+	appURL, adminURL := "http://"+host("app."+devDomain)+"/", "http://"+host("admin."+devDomain)+"/"
+	links := []demoLink{{"app", appURL}, {"admin", adminURL}}
+	appDemo := &demoApp{title: "app", requires: "members of " + fx.Orgs[0].Login, issuer: issuer, others: links}
+	adminDemo := &demoApp{title: "admin", requires: "members of " + devAdminTeam(fx), issuer: issuer, others: links}
+	hosts := map[string]http.Handler{ghHost: gh, host("app." + devDomain): appDemo, host("admin." + devDomain): adminDemo}
+	a, err := newApp(ctx, cfg, logger, appOptions{githubHTTP: ghClient, extraHosts: hosts})
 	if err != nil {
 		return err
 	}
-	appURL, adminURL := "http://"+host("app."+devDomain)+"/", "http://"+host("admin."+devDomain)+"/"
-	links := []demoLink{{"app", appURL}, {"admin", adminURL}}
-	hosts[host("app."+devDomain)] = &demoApp{check: a.checks.prefixed, title: "app", requires: "members of " + fx.Orgs[0].Login, issuer: issuer, others: links}
-	hosts[host("admin."+devDomain)] = &demoApp{check: a.checks.prefixed, title: "admin", requires: "members of " + devAdminTeam(fx), issuer: issuer, others: links}
+	appDemo.check, adminDemo.check = a.checks.prefixed, a.checks.prefixed
 	go func() {
 		select {
 		case <-a.ready:
@@ -161,16 +161,6 @@ clients:
 	return cfg, nil
 }
 
-// hostRouter sends requests to the handler for their Host.
-func hostRouter(hosts map[string]http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := hosts[strings.ToLower(r.Host)]; ok {
-			h.ServeHTTP(w, r)
-			return
-		}
-		http.Error(w, "ghbroker dev: no demo service at "+r.Host, http.StatusNotFound)
-	})
-}
 
 func printDevBanner(e env, issuer, ghHost, appURL, adminURL, dir string, fx *githubfake.Fixture) {
 	var users []string

@@ -112,8 +112,8 @@ func keyOptions(cfg *config.Config, logger *slog.Logger) keys.Options {
 type appOptions struct {
 	// githubHTTP, when set, is the HTTP client for GitHub calls.
 	githubHTTP *http.Client
-	// extra serves hosts other than the issuer's (emulator, demo apps).
-	extra http.Handler
+	// extraHosts are served by their own handlers (emulator, demo apps).
+	extraHosts map[string]http.Handler
 }
 
 func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao appOptions) (*app, error) {
@@ -173,7 +173,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		},
 		Clients:    brokerClients(cfg.Clients),
 		JWKSMaxAge: keys.JWKSMaxAge(cfg.Keys.RotateEvery.D()),
-		Extra:      ao.extra,
+		ExtraHosts: ao.extraHosts,
 		Registry:   reg,
 		Gatherer:   reg,
 		Logger:     logger,
