@@ -17,7 +17,9 @@ import (
 type allowHeaders struct {
 	claims *claims.Claims
 	token  string
-	user, email, groups, truncated, authorization, remove []string
+
+	user, email, groups, truncated []string
+	authorization, remove          []string
 }
 
 // Canonical header keys, written straight into the header map so that

@@ -465,7 +465,6 @@ func (h *httpHandler) write(w http.ResponseWriter, req *Request, dialect Dialect
 	}
 }
 
-
 func truncatedValue(t bool) string {
 	if t {
 		return "true"

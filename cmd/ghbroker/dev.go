@@ -161,7 +161,6 @@ clients:
 	return cfg, nil
 }
 
-
 func printDevBanner(e env, issuer, ghHost, appURL, adminURL, dir string, fx *githubfake.Fixture) {
 	var users []string
 	for _, u := range fx.Users {
