@@ -172,3 +172,45 @@ func (s *Server) newSession(ctx context.Context, sess store.Session) (store.Sess
 	}
 	return sess, sess.ID + "." + secret, nil
 }
+
+// SlideSession returns Set-Cookie values carrying a fresh session token when
+// the presented one is close to expiry (less than a quarter of
+// session.ttl left), for the gRPC check to send to the browser on an
+// allowed request (Envoy's response_headers_to_add). It reads no store and
+// calls no GitHub: the new token keeps the memberships of the old one, so
+// its lifetime is capped at twice session.ttl after those memberships were
+// read (the token's iat, which sliding preserves); past that, the browser
+// goes through /login, which re-reads them. Nil means nothing to send.
+func (s *Server) SlideSession(c *claims.Claims, token string) []string {
+	if c == nil || c.Expiry == nil || c.IssuedAt == nil {
+		return nil
+	}
+	now, ttl := s.opts.Now(), s.opts.Session.TTL
+	exp := c.Expiry.Time()
+	if exp.Sub(now) > ttl/4 {
+		return nil
+	}
+	newExp := now.Add(ttl)
+	if limit := c.IssuedAt.Time().Add(2 * ttl); newExp.After(limit) {
+		newExp = limit
+	}
+	if !newExp.After(exp) {
+		return nil
+	}
+	nc := *c
+	nc.Expiry = jwt.NewNumericDate(newExp)
+	nc.ID = randomToken(12)
+	tok, err := s.opts.Keys.Sign(claims.KindSession, &nc)
+	if err != nil {
+		s.opts.Logger.Warn("sliding the session failed", "err", err)
+		return nil
+	}
+	// Only the cookies that carry the token: the same claims give a token of
+	// the same size, so the browser's chunks are all overwritten.
+	noCookies := &http.Request{Header: http.Header{}}
+	var out []string
+	for _, ck := range sessioncookie.Split(noCookies, s.opts.Session.CookieName, tok, s.ssoAttrs(ttl)) {
+		out = append(out, ck.String())
+	}
+	return out
+}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/config"
 )
 
@@ -33,7 +34,11 @@ type checks struct {
 // keyAge is what the key-set-age metric reads.
 type keyAge interface{ LoadedAt() time.Time }
 
-func newChecks(cfg *config.Config, v *authz.Verifier, keys keyAge, reg prometheus.Registerer, logger *slog.Logger) (*checks, error) {
+// newChecks builds the front doors. slide, when set, slides sessions that
+// are close to expiry through the gRPC door (the broker has signing keys; a
+// replica does not).
+func newChecks(cfg *config.Config, v *authz.Verifier, keys keyAge, reg prometheus.Registerer, logger *slog.Logger,
+	slide func(*claims.Claims, string) []string) (*checks, error) {
 	policy, err := authz.CompilePolicy(cfg.Policy)
 	if err != nil {
 		return nil, configErr(fmt.Errorf("policy: %w", err))
@@ -65,6 +70,7 @@ func newChecks(cfg *config.Config, v *authz.Verifier, keys keyAge, reg prometheu
 	if cfg.Authz.GRPCListen != "" {
 		c.grpc, err = authz.NewGRPCServer(authz.GRPCOptions{
 			Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName, Metrics: m, Logger: logger,
+			SessionRefresh: slide,
 		})
 		if err != nil {
 			return nil, runtimeErr(err)
@@ -202,7 +208,7 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c, err := newChecks(cfg, v, ks, reg, logger)
+	c, err := newChecks(cfg, v, ks, reg, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/broker"
 	"github.com/ghbroker/ghbroker/broker/github"
+	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/admin"
 	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
@@ -150,11 +151,13 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ch, err := newChecks(cfg, verifier, km, reg, logger)
+	var b *broker.Server // the check's gRPC door slides sessions through it
+	slide := func(c *claims.Claims, tok string) []string { return b.SlideSession(c, tok) }
+	ch, err := newChecks(cfg, verifier, km, reg, logger, slide)
 	if err != nil {
 		return nil, err
 	}
-	b, err := broker.New(broker.Options{
+	b, err = broker.New(broker.Options{
 		Authz:    ch.prefixed,
 		Issuer:   cfg.Issuer,
 		Keys:     km,
