@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Client is a static OIDC relying party.
@@ -29,6 +30,9 @@ type Client struct {
 	Scopes []string
 	// AlwaysIssueRefreshToken issues a refresh token without offline_access.
 	AlwaysIssueRefreshToken bool
+	// TokenTTL is the lifetime of the client's ID and access tokens.
+	// Default 1h.
+	TokenTTL time.Duration
 }
 
 // supportedScopes are the scopes the broker knows.

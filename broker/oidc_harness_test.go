@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -34,6 +35,7 @@ func oidcWorld(t testing.TB) *world {
 				PostLogoutRedirectURIs: []string{"http://grafana.example.test:" + w.port + "/login"}},
 			{ID: "other", Secret: "other-secret", RedirectURIs: []string{"http://other.example.test:" + w.port + "/cb"}},
 			{ID: "cli", Public: true, RedirectURIs: []string{"http://127.0.0.1:8000/callback"}},
+			{ID: "short", Secret: "short-secret", TokenTTL: 5 * time.Minute, RedirectURIs: []string{"http://short.example.test:" + w.port + "/cb"}},
 		}
 	}})
 }

@@ -490,3 +490,17 @@ func TestDiscoveryConfigOP(t *testing.T) {
 		seen[k["kid"]] = true
 	}
 }
+
+// TestClientTokenLifetime: a client's token_ttl sets expires_in and the
+// ID token's exp.
+func TestClientTokenLifetime(t *testing.T) {
+	w := oidcWorld(t)
+	p := w.rp("short", "short-secret", "http://short.example.test:"+w.port+"/cb", oauth2.AuthStyleInHeader)
+	tok, idt, _ := p.codeFlow(w.browser())
+	if got := idt.Expiry.Sub(idt.IssuedAt); got != 5*time.Minute {
+		t.Errorf("ID token lifetime %s, want 5m", got)
+	}
+	if left := time.Until(tok.Expiry); left > 5*time.Minute+time.Second || left < 4*time.Minute {
+		t.Errorf("expires_in gives %s, want about 5m", left)
+	}
+}

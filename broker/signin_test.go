@@ -263,3 +263,39 @@ func TestUserInManyTeams(t *testing.T) {
 		t.Errorf("home lists %d teams, want 300", n)
 	}
 }
+
+// TestTamperedCookiesAreSignedOut: forged, truncated or stale cookies and
+// states read as signed out, never as an error.
+func TestTamperedCookiesAreSignedOut(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	b := w.browser()
+	b.signIn("/")
+	good := b.sessionToken(w.issuer + "/")
+	for name, cookie := range map[string]string{
+		"garbage":          "_ghbroker=garbage",
+		"truncated":        "_ghbroker=" + good[:len(good)-10],
+		"flipped":          "_ghbroker=" + good[:len(good)-2] + "AA",
+		"chunk gap":        "_ghbroker.0=" + good[:100] + "; _ghbroker.2=" + good[100:],
+		"chunks reordered": "_ghbroker.0=" + good[100:] + "; _ghbroker.1=" + good[:100],
+		"forged sid":       "_ghbroker_sid=abc.def",
+		"sid without dot":  "_ghbroker_sid=abcdef",
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, path := range []string{"/", "/login?rd=/", "/callback?state=x&code=y", "/logout"} {
+				req, _ := http.NewRequest(http.MethodGet, w.issuer+path, nil)
+				req.Header.Set("Cookie", cookie)
+				resp, err := w.browser().client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode >= 500 {
+					t.Errorf("%s with %s: %d", path, name, resp.StatusCode)
+				}
+				if path == "/" && resp.StatusCode != http.StatusOK {
+					t.Errorf("home with %s: %d, want the signed-out page", name, resp.StatusCode)
+				}
+			}
+		})
+	}
+}

@@ -17,8 +17,9 @@ import (
 	"github.com/ghbroker/ghbroker/store"
 )
 
-// tokenTTL is the lifetime of ID and access tokens (SPEC §5).
-const tokenTTL = time.Hour
+// defaultTokenTTL is the lifetime of ID and access tokens (SPEC §5) for
+// clients that do not set their own.
+const defaultTokenTTL = time.Hour
 
 // issued is what the token endpoint hands out.
 type issued struct {
@@ -34,7 +35,11 @@ type issued struct {
 // §2) for sess. nonce is empty on refresh.
 func (s *Server) mintTokens(c *Client, sess store.Session, scopes []string, nonce string, now time.Time) (issued, error) {
 	scope := strings.Join(scopes, " ")
-	exp := jwt.NewNumericDate(now.Add(tokenTTL))
+	ttl := c.TokenTTL
+	if ttl <= 0 {
+		ttl = defaultTokenTTL
+	}
+	exp := jwt.NewNumericDate(now.Add(ttl))
 	verified := sess.EmailVerified
 	// The access token carries identity and groups: the authz check and
 	// /userinfo read them without a store lookup.
@@ -71,7 +76,7 @@ func (s *Server) mintTokens(c *Client, sess store.Session, scopes []string, nonc
 	if err != nil {
 		return issued{}, fmt.Errorf("broker: sign ID token: %w", err)
 	}
-	return issued{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(tokenTTL.Seconds()), IDToken: idt, Scope: scope}, nil
+	return issued{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(ttl.Seconds()), IDToken: idt, Scope: scope}, nil
 }
 
 // atHash is the OIDC Core §3.1.3.6 at_hash: the left half of the hash of

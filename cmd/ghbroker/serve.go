@@ -24,8 +24,15 @@ import (
 	"github.com/ghbroker/ghbroker/store/bolt"
 )
 
-// Token lifetimes the broker issues besides the session token (SPEC §5).
-const tokenLifetime = time.Hour
+// maxTokenLifetime is the longest lifetime of any token the broker signs:
+// a retired key stays published that long.
+func maxTokenLifetime(cfg *config.Config) time.Duration {
+	d := max(cfg.Session.TTL.D(), config.DefaultTokenTTL)
+	for _, c := range cfg.Clients {
+		d = max(d, c.TokenTTL.D())
+	}
+	return d
+}
 
 func cmdServe(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "serve")
@@ -104,7 +111,7 @@ func keyOptions(cfg *config.Config, logger *slog.Logger) keys.Options {
 	return keys.Options{
 		Algorithm:        cfg.Keys.Algorithm,
 		RotateEvery:      cfg.Keys.RotateEvery.D(),
-		MaxTokenLifetime: max(cfg.Session.TTL.D(), tokenLifetime),
+		MaxTokenLifetime: maxTokenLifetime(cfg),
 		Logger:           logger,
 	}
 }
@@ -228,7 +235,7 @@ func brokerClients(cs []config.Client) []broker.Client {
 		out = append(out, broker.Client{
 			ID: c.ID, Secret: c.Secret, Public: c.Public, Name: c.Name,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-			Scopes: c.Scopes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken,
+			Scopes: c.Scopes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken, TokenTTL: c.TokenTTL.D(),
 		})
 	}
 	return out

@@ -150,8 +150,11 @@ func TestKeysRotateWhileServing(t *testing.T) {
 		t.Fatalf("JWKS %v lacks old %s or new %s", got, oldKID, newKID)
 	}
 
-	ks := oidc.NewRemoteKeySet(ctx, base+"/keys")
-	v := oidc.NewVerifier(base, ks, &oidc.Config{ClientID: "grafana"})
+	provider, err := oidc.NewProvider(ctx, base)
+	if err != nil {
+		t.Fatalf("go-oidc NewProvider against the running server: %v", err)
+	}
+	v := provider.Verifier(&oidc.Config{ClientID: "grafana"})
 	if _, err := v.Verify(ctx, tok); err != nil {
 		t.Fatalf("a token signed before the rotation no longer verifies: %v", err)
 	}

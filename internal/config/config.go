@@ -143,6 +143,9 @@ type Client struct {
 	// AlwaysIssueRefreshToken issues a refresh token even without the
 	// offline_access scope.
 	AlwaysIssueRefreshToken bool `yaml:"always_issue_refresh_token"`
+	// TokenTTL is the lifetime of the client's ID and access tokens.
+	// Default 1h; at most 24h.
+	TokenTTL Duration `yaml:"token_ttl"`
 }
 
 // Policy is the authz check's access policy.

@@ -159,6 +159,7 @@ func TestBadFiles(t *testing.T) {
 		{"duplicate client", minimal + "clients:\n  - {id: g, secret: s, redirect_uris: [https://g.example.com/cb]}\n  - {id: g, secret: s, redirect_uris: [https://g.example.com/cb]}\n", 8, `client id "g" is used twice`},
 		{"client secret env unset", minimal + "clients:\n  - {id: g, secret_env: NOPE, redirect_uris: [https://g.example.com/cb]}\n", 7, "environment variable NOPE is not set"},
 		{"client without secret", minimal + "clients:\n  - {id: g, redirect_uris: [https://g.example.com/cb]}\n", 7, `client "g" needs a secret`},
+		{"client token_ttl too long", minimal + "clients:\n  - {id: g, secret: s, token_ttl: 48h, redirect_uris: [https://g.example.com/cb]}\n", 7, "token_ttl must be between 1m and 24h0m0s"},
 		{"redirect with fragment", minimal + "clients:\n  - {id: g, secret: s, redirect_uris: [\"https://g.example.com/cb#x\"]}\n", 7, "must not contain a fragment"},
 		{"rule without hosts", minimal + "policy:\n  rules:\n    - allow: {groups: [acme]}\n", 8, "names no hosts"},
 		{"rule letting nobody in", minimal + "session:\n  cookie_domain: .example.com\n  allowed_redirect_domains: [.example.com]\npolicy:\n  rules:\n    - hosts: [a.example.com]\n", 11, "lets nobody in"},

@@ -22,6 +22,8 @@ const (
 	DefaultLogFormat    = "json"
 	DefaultLogLevel     = "info"
 	DefaultGroupsFormat = "github"
+	DefaultTokenTTL     = time.Hour
+	MaxTokenTTL         = 24 * time.Hour
 	// SecretEnv is the environment variable that overrides
 	// github.client_secret.
 	SecretEnv = "GHBROKER_GITHUB_CLIENT_SECRET"
@@ -62,4 +64,7 @@ func applyDefaults(c *Config) {
 	set(&c.Keys.Algorithm, DefaultAlgorithm)
 	setD(&c.Keys.RotateEvery, DefaultRotateEvery)
 	set(&c.Policy.Default, DefaultPolicy)
+	for i := range c.Clients {
+		setD(&c.Clients[i].TokenTTL, DefaultTokenTTL)
+	}
 }

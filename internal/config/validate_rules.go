@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // DomainCovers reports whether host is covered by domain: ".example.com"
@@ -74,6 +75,9 @@ func (v *validator) clients(c *Config) {
 			v.fail(key+".public", "client %q is public (PKCE, no secret) but has a secret; remove one", cl.ID)
 		case !cl.Public && cl.Secret == "" && !secretFailed:
 			v.fail(key, "client %q needs a secret (secret_env, secret_file or secret), or public: true for a client that cannot keep one", cl.ID)
+		}
+		if d := cl.TokenTTL.D(); d < time.Minute || d > MaxTokenTTL {
+			v.fail(key+".token_ttl", "client %q: token_ttl must be between 1m and %s, not %s", cl.ID, MaxTokenTTL, d)
 		}
 		if len(cl.RedirectURIs) == 0 {
 			v.fail(key+".redirect_uris", "client %q needs at least one redirect_uris entry, e.g. https://grafana.example.com/login/generic_oauth", cl.ID)
