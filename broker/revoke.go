@@ -13,14 +13,8 @@ import (
 // access tokens are stateless JWTs that expire within the hour, so revoking
 // one is acknowledged and has no further effect.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	form, err := readForm(w, r)
-	if err != nil {
-		s.writeOAuthError(w, r, err)
-		return
-	}
-	c, err := s.authenticateClient(r, form)
-	if err != nil {
-		s.writeOAuthError(w, r, err)
+	form, c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	tok := form.Get("token")
@@ -41,14 +35,8 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 // introspect is the RFC 7662 introspection endpoint for authenticated
 // clients. Anything not live is exactly {"active":false}.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	form, err := readForm(w, r)
-	if err != nil {
-		s.writeOAuthError(w, r, err)
-		return
-	}
-	c, err := s.authenticateClient(r, form)
-	if err != nil {
-		s.writeOAuthError(w, r, err)
+	form, c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	inactive := map[string]bool{"active": false}

@@ -40,20 +40,31 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	return r.PostForm, nil
 }
 
+// clientRequest reads the bounded form of a client-authenticated endpoint
+// and authenticates the client; on failure it has answered the request.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *Client, bool) {
+	form, err := readForm(w, r)
+	if err == nil {
+		var c *Client
+		if c, err = s.authenticateClient(r, form); err == nil {
+			return form, c, true
+		}
+	}
+	s.writeOAuthError(w, r, err)
+	return nil, nil, false
+}
+
 // token is the token endpoint (RFC 6749 §3.2): authorization_code and
 // refresh_token grants.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	form, err := readForm(w, r)
-	if err != nil {
-		s.writeOAuthError(w, r, err)
+	form, c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
-	c, err := s.authenticateClient(r, form)
-	if err != nil {
-		s.writeOAuthError(w, r, err)
-		return
-	}
-	var out issued
+	var (
+		out issued
+		err error
+	)
 	switch gt := form.Get("grant_type"); gt {
 	case "authorization_code":
 		out, err = s.exchangeCode(r.Context(), c, form)
