@@ -23,6 +23,10 @@ import (
 // groups are trimmed to those the policy names: one cookie.
 const sessionTokenBudget = sessioncookie.MaxChunkValue
 
+// maxSessionToken is the largest session token the authz verifier accepts
+// (its default MaxTokenBytes); beyond it the token keeps org groups only.
+const maxSessionToken = 16 << 10
+
 // sidCookie carries "id.secret" for silent renewal: host-only on the
 // issuer, never sent to other services.
 func (s *Server) sidCookieName() string { return s.opts.Session.CookieName + "_sid" }
@@ -136,7 +140,16 @@ func (s *Server) mintSession(sess store.Session, now time.Time) (string, error) 
 	}
 	s.opts.Logger.Info("session token over the cookie budget: keeping org and policy groups only",
 		"login", sess.Login, "groups", len(sess.Groups), "kept", len(kept))
-	return s.opts.Keys.Sign(claims.KindSession, s.sessionClaims(sess, now, kept))
+	tok, err = s.opts.Keys.Sign(claims.KindSession, s.sessionClaims(sess, now, kept))
+	if err != nil || len(tok) <= maxSessionToken {
+		return tok, err
+	}
+	// The policy names more of this user's teams than a verifier accepts
+	// in one token: keep the orgs only, so the user can still sign in.
+	orgs := slices.DeleteFunc(slices.Clone(kept), func(g string) bool { return strings.ContainsAny(g, "/:") })
+	s.opts.Logger.Warn("session token over the verifier's size limit: keeping org groups only; team rules will not match this user",
+		"login", sess.Login, "kept", len(orgs))
+	return s.opts.Keys.Sign(claims.KindSession, s.sessionClaims(sess, now, orgs))
 }
 
 // setSessionCookies writes the SSO cookie (chunked when large) and the

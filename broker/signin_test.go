@@ -299,3 +299,60 @@ func TestTamperedCookiesAreSignedOut(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeSessionTokenIsChunked: when the policy names every one of a
+// user's 300 teams, the token cannot be trimmed below one cookie: it is
+// split into chunks, each under 4,096 bytes, that the verifier joins.
+func TestLargeSessionTokenIsChunked(t *testing.T) {
+	fx := githubfake.ManyTeams("acme", 300, "many")
+	var named []string
+	for _, tm := range fx.Orgs[0].Teams {
+		named = append(named, "acme/"+tm.Slug)
+	}
+	w := newWorld(t, worldOptions{fixture: fx, policyGroups: named})
+	b := w.browser()
+	b.signIn("/")
+	app := "http://app.example.test:" + w.port + "/"
+	cookies := b.cookies(app)
+	if _, single := cookies["_ghbroker"]; single || cookies["_ghbroker.1"] == "" {
+		t.Fatalf("expected a chunked cookie, got %d cookies", len(cookies))
+	}
+	for name, v := range cookies {
+		if len(name)+len(v) > 4000 {
+			t.Errorf("cookie %s is %d bytes", name, len(name)+len(v))
+		}
+	}
+	c, err := w.verifier.Verify(b.sessionToken(app), claims.KindSession)
+	if err != nil {
+		t.Fatalf("the joined chunks do not verify: %v", err)
+	}
+	if !c.InGroup("acme/team-300") {
+		t.Errorf("a team the policy names is missing: %d groups", len(c.Groups))
+	}
+
+	// A second sign-in rewrites the chunks consistently.
+	b.signIn("/")
+	if _, err := w.verifier.Verify(b.sessionToken(app), claims.KindSession); err != nil {
+		t.Fatalf("after a second sign-in: %v", err)
+	}
+}
+
+// TestOversizedSessionTokenKeepsOrgs: past the verifier's size limit the
+// token keeps the org groups only, and the user still signs in.
+func TestOversizedSessionTokenKeepsOrgs(t *testing.T) {
+	fx := githubfake.ManyTeams("acme", 1200, "many")
+	var named []string
+	for _, tm := range fx.Orgs[0].Teams {
+		named = append(named, "acme/"+tm.Slug)
+	}
+	w := newWorld(t, worldOptions{fixture: fx, policyGroups: named})
+	b := w.browser()
+	b.signIn("/")
+	c, err := w.verifier.Verify(b.sessionToken(w.issuer+"/"), claims.KindSession)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if len(c.Groups) != 1 || c.Groups[0] != "acme" {
+		t.Errorf("groups %d, want only the org", len(c.Groups))
+	}
+}
