@@ -1,0 +1,61 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/ghbroker/ghbroker/"
+
+// forbidden lists, for a package, the packages of ours it must not depend
+// on, directly or not (non-test code).
+var forbidden = map[string][]string{
+	"authz":  {"broker", "store", "store/bolt", "store/memory", "internal/githubfake"},
+	"keys":   {"broker", "authz", "store/bolt", "store/memory"},
+	"store":  {"keys", "broker", "authz", "claims"},
+	"claims": {"*"},
+	"web":    {"*"},
+	"broker": {"store/bolt", "internal/githubfake", "cmd/ghbroker"},
+}
+
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Deps", mod+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for {
+		var p struct {
+			ImportPath string
+			Deps       []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		rules, ok := forbidden[strings.TrimPrefix(p.ImportPath, mod)]
+		if !ok {
+			continue
+		}
+		seen++
+		for _, d := range p.Deps {
+			ours, isOurs := strings.CutPrefix(d, mod)
+			if !isOurs {
+				continue
+			}
+			for _, f := range rules {
+				if f == "*" || ours == f {
+					t.Errorf("%s depends on %s", p.ImportPath, d)
+				}
+			}
+		}
+	}
+	if seen != len(forbidden) {
+		t.Fatalf("checked %d packages, expected %d: a package was renamed", seen, len(forbidden))
+	}
+}
