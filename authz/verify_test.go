@@ -26,6 +26,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/testclock"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
@@ -37,24 +38,9 @@ import (
 const vtIssuer = "https://auth.example.com"
 
 // vtClock is a hand-driven clock.
-type vtClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type vtClock = testclock.Clock
 
-func vtNewClock() *vtClock { return &vtClock{now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *vtClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *vtClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func vtNewClock() *vtClock { return testclock.New(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)) }
 
 // vtEnv is a key manager with its clock, as the broker runs it.
 type vtEnv struct {

@@ -19,23 +19,10 @@ import (
 	"github.com/ghbroker/ghbroker/broker/github"
 	"github.com/ghbroker/ghbroker/internal/githubfake"
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
+	"github.com/ghbroker/ghbroker/internal/testclock"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
-
-// testClock is a hand-driven clock shared by the broker, its keys and the
-// verifier.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // world is a broker on auth.example.test with SSO on .example.test, a
 // GitHub emulator, and a browser-like client whose resolver maps every
@@ -51,7 +38,7 @@ type world struct {
 	store    *memory.Store
 	keys     *keys.Manager
 	verifier *authz.Verifier
-	clock    *testClock
+	clock    *testclock.Clock
 	logs     *strings.Builder
 }
 
@@ -66,7 +53,7 @@ type worldOptions struct {
 
 func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, clock: &testClock{now: time.Now()}, logs: &strings.Builder{}}
+	w := &world{t: t, clock: testclock.New(time.Now()), logs: &strings.Builder{}}
 	var h http.Handler
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { h.ServeHTTP(rw, r) }))
 	t.Cleanup(w.srv.Close)

@@ -13,27 +13,15 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/testclock"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
 
-// clock is a hand-driven clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newManager(t *testing.T, alg string) (*keys.Manager, *clock, store.KeyStore) {
+func newManager(t *testing.T, alg string) (*keys.Manager, *testclock.Clock, store.KeyStore) {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	st := memory.New(memory.Options{Now: clk.Now})
 	m, err := keys.NewManager(context.Background(), st, keys.Options{
 		Algorithm: alg, RotateEvery: 24 * time.Hour, MaxTokenLifetime: time.Hour, Now: clk.Now,
