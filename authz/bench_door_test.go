@@ -55,3 +55,40 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 		h.ServeHTTP(w, req)
 	}
 }
+
+// BenchmarkHTTPCheckDistinctTokens is the cache-miss check through the HTTP
+// door: every request carries another RS256 access token (more tokens than
+// the cache holds). Compare with BenchmarkRS256Signature.
+func BenchmarkHTTPCheckDistinctTokens(b *testing.B) {
+	const iss = "https://auth.example.com"
+	ctx := context.Background()
+	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km, CacheSize: 64})
+	p, _ := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
+		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}}}})
+	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*http.Request, 512)
+	for i := range reqs {
+		tok, _ := km.Sign(claims.KindAccess, &claims.Claims{Claims: jwt.Claims{Issuer: iss, Subject: "1", ID: string(rune('a' + i%26)) + time.Now().String(),
+			Audience: jwt.Audience{iss}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+			PreferredUsername: "alice", Groups: []string{"acme", "acme/sre", "acme/dev"}})
+		r := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
+		r.Host = "app.example.com"
+		r.Header.Set("Authorization", "Bearer "+tok)
+		reqs[i] = r
+	}
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, reqs[i%len(reqs)])
+		i++
+	}
+}

@@ -52,9 +52,15 @@ var removeLists = func() (out [16][]string) {
 	return out
 }()
 
-func newAllowHeaders(c *claims.Claims, token string) *allowHeaders {
+// newAllowHeaders builds the headers for c. authorization, when the token
+// came in the request's own Authorization header, is that header's value,
+// reused as is; otherwise it is built from token.
+func newAllowHeaders(c *claims.Claims, token string, authorization []string) *allowHeaders {
 	id := identityOf(c)
-	a := &allowHeaders{claims: c, token: token, authorization: []string{"Bearer " + token}}
+	if authorization == nil {
+		authorization = []string{"Bearer " + token}
+	}
+	a := &allowHeaders{claims: c, token: token, authorization: authorization}
 	mask := 0
 	for i, kv := range [...]struct {
 		v   string
@@ -98,13 +104,13 @@ type headerMemo struct {
 
 func newHeaderMemo() *headerMemo { return &headerMemo{seed: maphash.MakeSeed()} }
 
-func (m *headerMemo) get(c *claims.Claims, token string) *allowHeaders {
+func (m *headerMemo) get(c *claims.Claims, token string, authorization []string) *allowHeaders {
 	p := uintptr(unsafe.Pointer(c))
 	slot := &m.slots[maphash.Comparable(m.seed, p)%uint64(len(m.slots))]
 	if a := slot.Load(); a != nil && a.claims == c && a.token == token {
 		return a
 	}
-	a := newAllowHeaders(c, token)
+	a := newAllowHeaders(c, token, authorization)
 	slot.Store(a)
 	return a
 }

@@ -426,17 +426,21 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r, nil)
 	res = v.result
 	h.c.logDecision(r.Context(), d, &req, v)
-	h.write(w, &req, dialect, v)
+	h.write(w, &req, dialect, v, r.Header["Authorization"])
 }
 
 // write puts a verdict on the wire. Headers are all set before WriteHeader.
-func (h *httpHandler) write(w http.ResponseWriter, req *Request, dialect Dialect, v verdict) {
+func (h *httpHandler) write(w http.ResponseWriter, req *Request, dialect Dialect, v verdict, authHeader []string) {
 	hdr := w.Header()
 	hdr[keyCacheControl] = valNoStore
 	switch v.result {
 	case resultAllow, resultPublic:
 		if v.claims != nil {
-			h.memo.get(v.claims, v.token).set(hdr, dialect == DialectAmbassador)
+			var own []string // the request's own "Bearer <token>", when that is where the token came from
+			if v.bearer {
+				own = authHeader
+			}
+			h.memo.get(v.claims, v.token, own).set(hdr, dialect == DialectAmbassador)
 		} else if dialect == DialectAmbassador {
 			hdr[keyRemove] = removeLists[15]
 		}

@@ -9,6 +9,12 @@
 #                request is not counted against the check
 #   b  cookie    the check with a valid session cookie (cache hits)
 #   c  distinct  the check with a distinct valid RS256 token per request (cache misses)
+#   g  floor     the bare handler doing one RS256 verification per request, sent
+#                the same requests as c: "one RS256 verification plus the bare
+#                handler's cost", measured under the same load (at c's request
+#                rate the server cannot batch syscalls as the bare handler does
+#                at full speed, so adding the two costs measured apart
+#                underestimates the floor)
 #   d  nocred    the check with no credential (redirect to login)
 #   f  bare-1k   a with 1,000 concurrent connections (the baseline for e)
 #   e  cookie-1k b with 1,000 concurrent connections (memory stays bounded)
@@ -69,6 +75,7 @@ echo "== baseline and scenarios ($dur each)" >&2
 start_server -mode authz -tokens "$work" -distinct 4000 -cache 1024
 stop_server # the tokens are written; now the baseline with the same cookie
 start_server -mode bare;  run a-bare 50 cookie; run f-bare-1k 1000 cookie; stop_server
+start_server -mode floor; run g-floor 50 distinct; stop_server
 start_server -mode authz -tokens "$work" -distinct 4000 -cache 1024
 run b-cookie 50 cookie
 run c-distinct 50 distinct
@@ -82,7 +89,7 @@ base=${rps[a-bare]}
 base_p99=$(to_ms "${p99[a-bare]}")
 printf '\nratios are against a-bare (e-cookie-1k: against f-bare-1k)\n'
 printf '%-14s %12s %10s %10s %8s %9s %10s\n' scenario req/s p50 p99 ratio p99-ratio max-RSS
-for k in a-bare b-cookie c-distinct d-nocred f-bare-1k e-cookie-1k; do
+for k in a-bare b-cookie c-distinct d-nocred g-floor f-bare-1k e-cookie-1k; do
   b=$base; bp=$base_p99
   if [ "$k" = e-cookie-1k ]; then b=${rps[f-bare-1k]}; bp=$(to_ms "${p99[f-bare-1k]}"); fi
   r=$(awk -v a="${rps[$k]}" -v b="$b" 'BEGIN {printf "%.2f", a/b}')
@@ -90,8 +97,11 @@ for k in a-bare b-cookie c-distinct d-nocred f-bare-1k e-cookie-1k; do
   printf '%-14s %12s %10s %10s %7sx %8sx %10s\n' "$k" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "$r" "$pr" "${rss[$k]:--}"
 done
 # Target for c: cost per request within 1.5x of (one RS256 verification +
-# the bare handler's cost per request).
-awk -v rsa="$rsa_ns" -v base="$base" -v c="${rps[c-distinct]}" 'BEGIN {
-  bare_ns = 1e9 / base; floor_ns = rsa + bare_ns; got_ns = 1e9 / c
-  printf "\nuncached check: %.0f ns/request; one RS256 verify %d ns + bare %.0f ns = %.0f ns; ratio %.2fx (target <= 1.5x)\n", got_ns, rsa, bare_ns, floor_ns, got_ns / floor_ns
+# the bare handler's cost per request): measured directly (g), and as the
+# sum of the two measured apart (an underestimate of the floor, see above).
+awk -v rsa="$rsa_ns" -v base="$base" -v c="${rps[c-distinct]}" -v g="${rps[g-floor]}" 'BEGIN {
+  bare_ns = 1e9 / base; sum_ns = rsa + bare_ns; got_ns = 1e9 / c; floor_ns = 1e9 / g
+  printf "\nuncached check: %.0f ns/request\n", got_ns
+  printf "  vs floor measured under the same load (g): %.0f ns -> %.2fx (target <= 1.5x)\n", floor_ns, got_ns / floor_ns
+  printf "  vs RS256 verify %d ns + bare %.0f ns at full speed = %.0f ns -> %.2fx\n", rsa, bare_ns, sum_ns, got_ns / sum_ns
 }'

@@ -17,8 +17,11 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -33,21 +36,46 @@ import (
 const issuer = "https://auth.example.com"
 
 func main() {
-	mode := flag.String("mode", "bare", "bare | authz | rsa (print the cost of one RS256 verification and exit)")
+	mode := flag.String("mode", "bare", "bare | floor (bare + one RS256 verification per request) | authz | rsa (print the cost of one RS256 verification and exit)")
 	addr := flag.String("addr", "127.0.0.1:18181", "listen address")
 	out := flag.String("tokens", "", "directory to write session.txt and access-*.txt into (authz mode)")
 	distinct := flag.Int("distinct", 4000, "distinct access tokens to write for the cache-miss scenario")
 	cacheSize := flag.Int("cache", 0, "verifier cache size (0: default)")
+	profile := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT/SIGTERM")
 	flag.Parse()
+	startProfile := func() {
+		if *profile == "" {
+			return
+		}
+		f, err := os.Create(*profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		go func() { <-sig; pprof.StopCPUProfile(); f.Close(); os.Exit(0) }()
+	}
 
 	switch *mode {
 	case "rsa":
 		fmt.Println(rsaVerifyNanos())
 		return
 	case "bare":
+		startProfile()
 		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	case "floor":
+		verify := rsaVerifier()
+		startProfile()
+		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			verify()
+			w.WriteHeader(http.StatusOK)
+		}))
 	case "authz":
 		h := check(*out, *distinct, *cacheSize)
+		startProfile() // after the tokens are signed
 		serve(*addr, h)
 	default:
 		log.Fatalf("unknown mode %q", *mode)
@@ -116,9 +144,9 @@ func write(path string, lines []string) {
 	}
 }
 
-// rsaVerifyNanos measures one RS256 (PKCS#1 v1.5, SHA-256, 2048-bit)
-// verification with crypto/rsa, the floor of an uncached check.
-func rsaVerifyNanos() int64 {
+// rsaVerifier returns a function doing one RS256 (PKCS#1 v1.5, SHA-256,
+// 2048-bit) verification with crypto/rsa: the floor of an uncached check.
+func rsaVerifier() func() {
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		log.Fatal(err)
@@ -128,13 +156,21 @@ func rsaVerifyNanos() int64 {
 	if err != nil {
 		log.Fatal(err)
 	}
-	const n = 3000
-	start := time.Now()
-	for range n {
+	return func() {
 		s := sha256.Sum256([]byte("payload"))
 		if err := rsa.VerifyPKCS1v15(&priv.PublicKey, crypto.SHA256, s[:], sig); err != nil {
 			log.Fatal(err)
 		}
+	}
+}
+
+// rsaVerifyNanos measures one RS256 verification in a loop.
+func rsaVerifyNanos() int64 {
+	verify := rsaVerifier()
+	const n = 3000
+	start := time.Now()
+	for range n {
+		verify()
 	}
 	return time.Since(start).Nanoseconds() / n
 }
