@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Load test of the authorization check, as ratios against a bare net/http
-# handler measured in the same run (these machines are shared and noisy).
+# Load test of the authorization check, as ratios against baselines measured
+# in the same run (these machines are shared and noisy).
 #
-# The server is pinned to CPU 0 with GOMAXPROCS=1, wrk to CPU 1.
+# Every server is pinned to CPU 0 with GOMAXPROCS=1, wrk to CPU 1. The
+# servers run side by side (an idle one costs nothing) and the scenarios are
+# interleaved over several rounds; each figure is the median of its rounds,
+# so a noisy neighbour slows baseline and check alike instead of skewing a
+# ratio.
 # Scenarios:
 #   a  bare      a net/http handler answering 200 (the baseline), sent the
 #                same request as b (the same cookie), so that parsing the
@@ -18,25 +22,31 @@
 #   d  nocred    the check with no credential (redirect to login)
 #   f  bare-1k   a with 1,000 concurrent connections (the baseline for e)
 #   e  cookie-1k b with 1,000 concurrent connections (memory stays bounded)
-# Usage: bench/load.sh [DURATION]   (default 10s; needs wrk: apt-get install wrk)
+# Usage: bench/load.sh [DURATION [ROUNDS]]   (default 5s per scenario and
+# round, 3 rounds; needs wrk: apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dur=${1:-10s}
+dur=${1:-5s}
+rounds=${2:-3}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "taskset is missing: apt-get install util-linux" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/loadserver" ./bench/loadserver
-port=18181
-url="http://127.0.0.1:$port/"
 
-start_server() { # mode [args…]
-  taskset -c 0 env GOMAXPROCS=1 "$work/loadserver" -addr "127.0.0.1:$port" "$@" >"$work/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 100); do grep -q ready "$work/server.log" 2>/dev/null && return; sleep 0.1; done
-  echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
+declare -A pid port
+start_server() { # name port mode [args…]
+  local name=$1 p=$2
+  shift 2
+  taskset -c 0 env GOMAXPROCS=1 "$work/loadserver" -addr "127.0.0.1:$p" "$@" >"$work/$name.log" 2>&1 &
+  pid[$name]=$!
+  port[$name]=$p
+  for _ in $(seq 300); do grep -q ready "$work/$name.log" 2>/dev/null && return; sleep 0.1; done
+  echo "server $name did not start" >&2; cat "$work/$name.log" >&2; exit 1
 }
-stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; }
+start_server authz 18181 -mode authz -tokens "$work" -distinct 4000 -cache 1024
+start_server bare 18182 -mode bare
+start_server floor 18183 -mode floor
 
 cat >"$work/tokens.lua" <<'LUA'
 local mode = os.getenv("LOAD_MODE")
@@ -58,50 +68,57 @@ request = function()
 end
 LUA
 
-declare -A rps p50 p99 rss
-run() { # name connections mode
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else if (v ~ /s$/) { sub(/s/,"",v); print v*1000 } else print v }'; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A rps p50 p99
+run() { # scenario server connections mode
   local out
-  out=$(LOAD_MODE=$3 LOAD_DIR=$work taskset -c 1 wrk -t1 -c"$2" -d"$dur" --latency -s "$work/tokens.lua" "$url")
-  rps[$1]=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50[$1]=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99[$1]=$(awk '$1=="99%" {print $2}' <<<"$out")
-  rss[$1]=$(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/"$server"/status)
-  local non2xx
-  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  echo "  $1: ${rps[$1]} req/s, p50 ${p50[$1]}, p99 ${p99[$1]}${non2xx:+, non-2xx $non2xx}" >&2
+  out=$(LOAD_MODE=$4 LOAD_DIR=$work taskset -c 1 wrk -t1 -c"$3" -d"$dur" --latency -s "$work/tokens.lua" "http://127.0.0.1:${port[$2]}/")
+  rps[$1]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
+  p50[$1]+="$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") "
+  p99[$1]+="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")") "
 }
 
-echo "== baseline and scenarios ($dur each)" >&2
-start_server -mode authz -tokens "$work" -distinct 4000 -cache 1024
-stop_server # the tokens are written; now the baseline with the same cookie
-start_server -mode bare;  run a-bare 50 cookie; run f-bare-1k 1000 cookie; stop_server
-start_server -mode floor; run g-floor 50 distinct; stop_server
-start_server -mode authz -tokens "$work" -distinct 4000 -cache 1024
-run b-cookie 50 cookie
-run c-distinct 50 distinct
-run d-nocred 50 none
-run e-cookie-1k 1000 cookie
-stop_server
+scenarios=(a-bare b-cookie c-distinct g-floor d-nocred f-bare-1k e-cookie-1k)
+for r in $(seq "$rounds"); do
+  echo "== round $r of $rounds ($dur per scenario)" >&2
+  run a-bare bare 50 cookie
+  run b-cookie authz 50 cookie
+  run c-distinct authz 50 distinct
+  run g-floor floor 50 distinct
+  run d-nocred authz 50 none
+  run f-bare-1k bare 1000 cookie
+  run e-cookie-1k authz 1000 cookie
+done
+rss_authz=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/"${pid[authz]}"/status)
+rss_bare=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/"${pid[bare]}"/status)
 rsa_ns=$("$work/loadserver" -mode rsa)
 
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else if (v ~ /s$/) { sub(/s/,"",v); print v*1000 } else print v }'; }
-base=${rps[a-bare]}
-base_p99=$(to_ms "${p99[a-bare]}")
-printf '\nratios are against a-bare (e-cookie-1k: against f-bare-1k)\n'
-printf '%-14s %12s %10s %10s %8s %9s %10s\n' scenario req/s p50 p99 ratio p99-ratio max-RSS
-for k in a-bare b-cookie c-distinct d-nocred g-floor f-bare-1k e-cookie-1k; do
-  b=$base; bp=$base_p99
-  if [ "$k" = e-cookie-1k ]; then b=${rps[f-bare-1k]}; bp=$(to_ms "${p99[f-bare-1k]}"); fi
-  r=$(awk -v a="${rps[$k]}" -v b="$b" 'BEGIN {printf "%.2f", a/b}')
-  pr=$(awk -v a="$(to_ms "${p99[$k]}")" -v b="$bp" 'BEGIN {printf "%.2f", a/b}')
-  printf '%-14s %12s %10s %10s %7sx %8sx %10s\n' "$k" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "$r" "$pr" "${rss[$k]:--}"
+declare -A m50 m99 mr
+for k in "${scenarios[@]}"; do
+  mr[$k]=$(tr ' ' '\n' <<<"${rps[$k]}" | grep . | median)
+  m50[$k]=$(tr ' ' '\n' <<<"${p50[$k]}" | grep . | median)
+  m99[$k]=$(tr ' ' '\n' <<<"${p99[$k]}" | grep . | median)
 done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+printf '\nmedians of %s rounds; ratios against a-bare (e-cookie-1k: against f-bare-1k)\n' "$rounds"
+printf '%-12s %10s %9s %9s %7s %9s   %s\n' scenario req/s p50-ms p99-ms ratio p99-ratio "req/s per round"
+for k in "${scenarios[@]}"; do
+  base=a-bare
+  [ "$k" = e-cookie-1k ] && base=f-bare-1k
+  printf '%-12s %10.0f %9.2f %9.2f %6sx %8sx   %s\n' "$k" "${mr[$k]}" "${m50[$k]}" "${m99[$k]}" \
+    "$(ratio "${mr[$k]}" "${mr[$base]}")" "$(ratio "${m99[$k]}" "${m99[$base]}")" "${rps[$k]}"
+done
+printf '\nmax RSS: check server %s (all scenarios), bare server %s\n' "$rss_authz" "$rss_bare"
+echo "targets: b-cookie >= 0.70x req/s and <= 2x p99 of a-bare"
 # Target for c: cost per request within 1.5x of (one RS256 verification +
 # the bare handler's cost per request): measured directly (g), and as the
 # sum of the two measured apart (an underestimate of the floor, see above).
-awk -v rsa="$rsa_ns" -v base="$base" -v c="${rps[c-distinct]}" -v g="${rps[g-floor]}" 'BEGIN {
+awk -v rsa="$rsa_ns" -v base="${mr[a-bare]}" -v c="${mr[c-distinct]}" -v g="${mr[g-floor]}" 'BEGIN {
   bare_ns = 1e9 / base; sum_ns = rsa + bare_ns; got_ns = 1e9 / c; floor_ns = 1e9 / g
-  printf "\nuncached check: %.0f ns/request\n", got_ns
-  printf "  vs floor measured under the same load (g): %.0f ns -> %.2fx (target <= 1.5x)\n", floor_ns, got_ns / floor_ns
+  printf "uncached check: %.0f ns/request\n", got_ns
+  printf "  vs the floor measured under the same load (g): %.0f ns -> %.2fx (target <= 1.5x)\n", floor_ns, got_ns / floor_ns
   printf "  vs RS256 verify %d ns + bare %.0f ns at full speed = %.0f ns -> %.2fx\n", rsa, bare_ns, sum_ns, got_ns / sum_ns
 }'
