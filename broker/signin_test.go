@@ -305,11 +305,7 @@ func TestTamperedCookiesAreSignedOut(t *testing.T) {
 // split into chunks, each under 4,096 bytes, that the verifier joins.
 func TestLargeSessionTokenIsChunked(t *testing.T) {
 	fx := githubfake.ManyTeams("acme", 300, "many")
-	var named []string
-	for _, tm := range fx.Orgs[0].Teams {
-		named = append(named, "acme/"+tm.Slug)
-	}
-	w := newWorld(t, worldOptions{fixture: fx, policyGroups: named})
+	w := newWorld(t, worldOptions{fixture: fx, policyGroups: teamGroups(fx)})
 	b := w.browser()
 	b.signIn("/")
 	app := "http://app.example.test:" + w.port + "/"
@@ -341,11 +337,7 @@ func TestLargeSessionTokenIsChunked(t *testing.T) {
 // token keeps the org groups only, and the user still signs in.
 func TestOversizedSessionTokenKeepsOrgs(t *testing.T) {
 	fx := githubfake.ManyTeams("acme", 1200, "many")
-	var named []string
-	for _, tm := range fx.Orgs[0].Teams {
-		named = append(named, "acme/"+tm.Slug)
-	}
-	w := newWorld(t, worldOptions{fixture: fx, policyGroups: named})
+	w := newWorld(t, worldOptions{fixture: fx, policyGroups: teamGroups(fx)})
 	b := w.browser()
 	b.signIn("/")
 	c, err := w.verifier.Verify(b.sessionToken(w.issuer+"/"), claims.KindSession)
@@ -355,4 +347,14 @@ func TestOversizedSessionTokenKeepsOrgs(t *testing.T) {
 	if len(c.Groups) != 1 || c.Groups[0] != "acme" {
 		t.Errorf("groups %d, want only the org", len(c.Groups))
 	}
+}
+
+// teamGroups names every team of the fixture's first org as a group, as a
+// policy that mentions all of them would.
+func teamGroups(fx *githubfake.Fixture) []string {
+	var out []string
+	for _, tm := range fx.Orgs[0].Teams {
+		out = append(out, fx.Orgs[0].Login+"/"+tm.Slug)
+	}
+	return out
 }
