@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/ghbroker/ghbroker/broker"
+	brokeroidc "github.com/ghbroker/ghbroker/broker/oidc"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
@@ -43,7 +44,11 @@ func newBroker(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.keys = km
-	b, err := broker.New(broker.Options{Issuer: f.srv.URL, Keys: km, Store: st, JWKSMaxAge: keys.JWKSMaxAge(24 * time.Hour)})
+	provider, err := brokeroidc.New(brokeroidc.Config{Issuer: f.srv.URL, Keys: km, JWKSMaxAge: keys.JWKSMaxAge(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.New(broker.Config{Keys: km, Store: st, Handlers: []broker.Handler{provider}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,9 @@ import (
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/broker"
 	"github.com/ghbroker/ghbroker/broker/github"
+	brokeroidc "github.com/ghbroker/ghbroker/broker/oidc"
+	"github.com/ghbroker/ghbroker/broker/session"
+	"github.com/ghbroker/ghbroker/broker/signin"
 	"github.com/ghbroker/ghbroker/internal/githubfake"
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
 	"github.com/ghbroker/ghbroker/internal/testclock"
@@ -35,6 +38,7 @@ type world struct {
 	gh       *githubfake.Server
 	ghSrv    *httptest.Server
 	broker   *broker.Server
+	sessions *session.Manager
 	store    *memory.Store
 	keys     *keys.Manager
 	verifier *authz.Verifier
@@ -48,7 +52,7 @@ type worldOptions struct {
 	policyGroups []string
 	// clients, when set, registers OIDC relying parties (it gets the world
 	// so that redirect URIs can use its port).
-	clients func(w *world) []broker.Client
+	clients func(w *world) []brokeroidc.Client
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -93,24 +97,36 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if allowed == nil {
 		allowed = []string{"acme"}
 	}
-	var clients []broker.Client
+	var clients []brokeroidc.Client
 	if o.clients != nil {
 		clients = o.clients(w)
 	}
-	w.broker, err = broker.New(broker.Options{
-		Clients:  clients,
-		Issuer:   w.issuer,
-		Keys:     w.keys,
-		Verifier: w.verifier,
-		Store:    w.store,
-		Session: broker.SessionOptions{
-			CookieDomain: ".example.test", TTL: time.Hour, MaxAge: 24 * time.Hour,
-			AllowedRedirectDomains: []string{".example.test"}, PolicyGroups: o.policyGroups,
-		},
-		GitHub: broker.GitHubOptions{Client: client, AllowedOrgs: allowed, GroupsFormat: "github"},
-		Now:    w.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(lockedWriter{w: w.logs}, nil)),
+	logger := slog.New(slog.NewTextHandler(lockedWriter{w: w.logs}, nil))
+	w.sessions, err = session.New(context.Background(), session.Config{
+		Issuer: w.issuer, Signer: w.keys, Verifier: w.verifier, Store: w.store, GitHub: client,
+		AllowedOrgs: allowed, GroupsFormat: "github",
+		CookieDomain: ".example.test", TTL: time.Hour, MaxAge: 24 * time.Hour, PolicyGroups: o.policyGroups,
+		Now: w.clock.Now, Logger: logger,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := brokeroidc.New(brokeroidc.Config{
+		Issuer: w.issuer, Keys: w.keys, Verifier: w.verifier, Sessions: w.sessions, Store: w.store,
+		Clients: clients, Now: w.clock.Now, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn, err := signin.New(signin.Config{
+		Issuer: w.issuer, Sessions: w.sessions, Store: w.store, GitHub: client,
+		AllowedRedirectDomains: []string{".example.test"}, EndSession: provider,
+		Now: w.clock.Now, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.broker, err = broker.New(broker.Config{Keys: w.keys, Store: w.store, Handlers: []broker.Handler{signIn, provider}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

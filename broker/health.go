@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ghbroker/ghbroker/broker/internal/page"
 )
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -16,23 +18,13 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.ready(r.Context()); err != nil {
-		s.opts.Logger.Warn("not ready", "err", err)
-		unavailable(w, "not ready")
+		s.log.Warn("not ready", "err", err)
+		page.Unavailable(w, "not ready")
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write([]byte("ready\n"))
-}
-
-// unavailable answers 503 with a short plain-text reason. Used only for
-// operational endpoints, whose callers are probes and scrapers.
-func unavailable(w http.ResponseWriter, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Retry-After", "5")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = w.Write([]byte(msg + "\n"))
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {
@@ -45,15 +37,6 @@ func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusMethodNotAllowed)
 	_, _ = w.Write([]byte("method not allowed\n"))
-}
-
-// serverError logs err and answers a generic 500 that leaks nothing.
-func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	s.opts.Logger.Error("internal error", "path", r.URL.Path, "err", err)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusInternalServerError)
-	_, _ = w.Write([]byte("internal error\n"))
 }
 
 // httpMetrics are the broker's request metrics.

@@ -13,7 +13,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/ghbroker/ghbroker/broker"
+	brokeroidc "github.com/ghbroker/ghbroker/broker/oidc"
 )
 
 // Relying parties registered in oidcWorld.
@@ -29,8 +29,8 @@ func rpCallback(w *world) string {
 // second confidential "other", and a public "cli" (PKCE required).
 func oidcWorld(t testing.TB) *world {
 	t.Helper()
-	return newWorld(t, worldOptions{clients: func(w *world) []broker.Client {
-		return []broker.Client{
+	return newWorld(t, worldOptions{clients: func(w *world) []brokeroidc.Client {
+		return []brokeroidc.Client{
 			{ID: "grafana", Secret: rpSecret, RedirectURIs: []string{rpCallback(w)},
 				PostLogoutRedirectURIs: []string{"http://grafana.example.test:" + w.port + "/login"}},
 			{ID: "other", Secret: "other-secret", RedirectURIs: []string{"http://other.example.test:" + w.port + "/cb"}},

@@ -20,12 +20,12 @@ func TestSlideSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := w.broker.SlideSession(c, tok); got != nil {
+	if got := w.sessions.Slide(c, tok); got != nil {
 		t.Fatalf("a fresh token was slid: %v", got)
 	}
 	slide := func(c *claims.Claims, tok string) (*claims.Claims, string) {
 		t.Helper()
-		set := w.broker.SlideSession(c, tok)
+		set := w.sessions.Slide(c, tok)
 		if len(set) != 1 {
 			t.Fatalf("Set-Cookie values: %v", set)
 		}
@@ -50,7 +50,7 @@ func TestSlideSession(t *testing.T) {
 		t.Errorf("slid past iat+2×ttl: %v, limit %v", c3.Expiry.Time(), limit)
 	}
 	w.clock.Advance(19 * time.Minute)
-	if got := w.broker.SlideSession(c3, tok3); got != nil {
+	if got := w.sessions.Slide(c3, tok3); got != nil {
 		t.Errorf("slid beyond the cap: %v", got)
 	}
 }

@@ -17,7 +17,9 @@ import (
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/broker"
 	"github.com/ghbroker/ghbroker/broker/github"
-	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/broker/oidc"
+	"github.com/ghbroker/ghbroker/broker/session"
+	"github.com/ghbroker/ghbroker/broker/signin"
 	"github.com/ghbroker/ghbroker/internal/admin"
 	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
@@ -158,35 +160,37 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var b *broker.Server // the check's gRPC door slides sessions through it
-	slide := func(c *claims.Claims, tok string) []string { return b.SlideSession(c, tok) }
-	ch, err := newChecks(cfg, verifier, km, reg, logger, slide)
+	sessions, err := session.New(ctx, session.Config{
+		Issuer: cfg.Issuer, Signer: km, Verifier: verifier, Store: st, GitHub: gh,
+		AllowedOrgs: cfg.GitHub.AllowedOrgs, GroupsFormat: cfg.GitHub.GroupsFormat,
+		CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
+		TTL: cfg.Session.TTL.D(), MaxAge: cfg.Session.MaxAge.D(), PolicyGroups: policyGroups(cfg.Policy),
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
+	ch, err := newChecks(cfg, verifier, km, reg, logger, sessions.Slide)
 	if err != nil {
 		return nil, err
 	}
-	b, err = broker.New(broker.Options{
-		Authz:    ch.prefixed,
-		Issuer:   cfg.Issuer,
-		Keys:     km,
-		Verifier: verifier,
-		Store:    st,
-		Session: broker.SessionOptions{
-			CookieName:             cfg.Session.CookieName,
-			CookieDomain:           cfg.Session.CookieDomain,
-			TTL:                    cfg.Session.TTL.D(),
-			MaxAge:                 cfg.Session.MaxAge.D(),
-			AllowedRedirectDomains: cfg.Session.AllowedRedirectDomains,
-			PolicyGroups:           policyGroups(cfg.Policy),
-		},
-		GitHub: broker.GitHubOptions{
-			Client: gh, AllowedOrgs: cfg.GitHub.AllowedOrgs, GroupsFormat: cfg.GitHub.GroupsFormat,
-		},
-		Clients:    brokerClients(cfg.Clients),
-		JWKSMaxAge: keys.JWKSMaxAge(cfg.Keys.RotateEvery.D()),
-		ExtraHosts: ao.extraHosts,
-		Registry:   reg,
-		Gatherer:   reg,
-		Logger:     logger,
+	provider, err := oidc.New(oidc.Config{
+		Issuer: cfg.Issuer, Keys: km, Verifier: verifier, Sessions: sessions, Store: st,
+		Clients: oidcClients(cfg.Clients), JWKSMaxAge: keys.JWKSMaxAge(cfg.Keys.RotateEvery.D()), Logger: logger,
+	})
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
+	signIn, err := signin.New(signin.Config{
+		Issuer: cfg.Issuer, Sessions: sessions, Store: st, GitHub: gh,
+		AllowedRedirectDomains: cfg.Session.AllowedRedirectDomains, EndSession: provider, Logger: logger,
+	})
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
+	b, err := broker.New(broker.Config{
+		Keys: km, Store: st, Handlers: []broker.Handler{signIn, provider},
+		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: reg, Logger: logger,
 	})
 	if err != nil {
 		return nil, runtimeErr(err)
@@ -228,11 +232,11 @@ func (a *app) run(ctx context.Context) error {
 	return err
 }
 
-// brokerClients turns the configured relying parties into broker clients.
-func brokerClients(cs []config.Client) []broker.Client {
-	out := make([]broker.Client, 0, len(cs))
+// oidcClients turns the configured relying parties into OIDC clients.
+func oidcClients(cs []config.Client) []oidc.Client {
+	out := make([]oidc.Client, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, broker.Client{
+		out = append(out, oidc.Client{
 			ID: c.ID, Secret: c.Secret, Public: c.Public, Name: c.Name,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 			Scopes: c.Scopes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken, TokenTTL: c.TokenTTL.D(),

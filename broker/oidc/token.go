@@ -1,4 +1,4 @@
-package broker
+package oidc
 
 import (
 	"context"
@@ -10,8 +10,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ghbroker/ghbroker/broker/github"
+	"github.com/ghbroker/ghbroker/broker/internal/secret"
+	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/store"
 )
 
@@ -42,22 +45,22 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 
 // clientRequest reads the bounded form of a client-authenticated endpoint
 // and authenticates the client; on failure it has answered the request.
-func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *Client, bool) {
+func (p *Provider) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *Client, bool) {
 	form, err := readForm(w, r)
 	if err == nil {
 		var c *Client
-		if c, err = s.authenticateClient(r, form); err == nil {
+		if c, err = p.authenticateClient(r, form); err == nil {
 			return form, c, true
 		}
 	}
-	s.writeOAuthError(w, r, err)
+	p.writeOAuthError(w, r, err)
 	return nil, nil, false
 }
 
 // token is the token endpoint (RFC 6749 §3.2): authorization_code and
 // refresh_token grants.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	form, c, ok := s.clientRequest(w, r)
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	form, c, ok := p.clientRequest(w, r)
 	if !ok {
 		return
 	}
@@ -67,16 +70,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	)
 	switch gt := form.Get("grant_type"); gt {
 	case "authorization_code":
-		out, err = s.exchangeCode(r.Context(), c, form)
+		out, err = p.exchangeCode(r.Context(), c, form)
 	case "refresh_token":
-		out, err = s.refresh(r.Context(), c, form)
+		out, err = p.refresh(r.Context(), c, form)
 	case "":
 		err = errInvalidRequest("grant_type is required")
 	default:
 		err = errUnsupportedGrant("grant_type must be authorization_code or refresh_token")
 	}
 	if err != nil {
-		s.writeOAuthError(w, r, err)
+		p.writeOAuthError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -88,15 +91,15 @@ var errCodeReplay = errors.New("code replay")
 // exchangeCode redeems an authorization code (RFC 6749 §4.1.3). A code is
 // good once: a second use revokes the refresh family the first created
 // (RFC 6749 §4.1.2).
-func (s *Server) exchangeCode(ctx context.Context, c *Client, form url.Values) (issued, error) {
+func (p *Provider) exchangeCode(ctx context.Context, c *Client, form url.Values) (issued, error) {
 	code, redirectURI, verifier := form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier")
 	if code == "" {
 		return issued{}, errInvalidRequest("code is required")
 	}
-	now := s.opts.Now()
-	familyID := randomToken(16)
+	now := p.now()
+	familyID := secret.Random(16)
 	var ac store.AuthCode
-	err := s.opts.Store.UpdateAuthCode(ctx, hashSecret(code), func(old store.AuthCode) (store.AuthCode, error) {
+	err := p.store.UpdateAuthCode(ctx, secret.Hash(code), func(old store.AuthCode) (store.AuthCode, error) {
 		ac = old
 		if old.Used {
 			return old, errCodeReplay
@@ -104,7 +107,7 @@ func (s *Server) exchangeCode(ctx context.Context, c *Client, form url.Values) (
 		if old.Request.ClientID != c.ID {
 			return old, errInvalidGrant("the code was issued to another client")
 		}
-		if old.Request.RedirectURI != redirectURI && (redirectURI != "" || !s.onlyRedirect(c, old.Request.RedirectURI)) {
+		if old.Request.RedirectURI != redirectURI && (redirectURI != "" || !p.onlyRedirect(c, old.Request.RedirectURI)) {
 			return old, errInvalidGrant("redirect_uri does not match the authorization request")
 		}
 		if err := checkPKCE(old.Request, verifier); err != nil {
@@ -117,39 +120,39 @@ func (s *Server) exchangeCode(ctx context.Context, c *Client, form url.Values) (
 	case errors.Is(err, store.ErrNotFound):
 		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
 	case errors.Is(err, errCodeReplay):
-		s.opts.Logger.Warn("authorization code used twice: revoking what the first use issued", "client", c.ID)
+		p.log.Warn("authorization code used twice: revoking what the first use issued", "client", c.ID)
 		if ac.FamilyID != "" {
-			s.revokeFamily(ctx, ac.FamilyID)
+			p.revokeFamily(ctx, ac.FamilyID)
 		}
 		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
 	case err != nil:
 		return issued{}, err
 	}
-	sess, err := s.opts.Store.GetSession(ctx, ac.SessionID)
+	sess, err := p.sessions.Get(ctx, ac.SessionID)
 	if err != nil {
 		return issued{}, errInvalidGrant("the sign-in session has ended")
 	}
-	out, err := s.mintTokens(c, sess, ac.Request.Scopes, ac.Request.Nonce, now)
+	out, err := p.mintTokens(c, sess, ac.Request.Scopes, ac.Request.Nonce, now)
 	if err != nil {
 		return issued{}, err
 	}
 	if slices.Contains(ac.Request.Scopes, "offline_access") || c.AlwaysIssueRefreshToken {
-		secret := randomToken(32)
-		err := s.opts.Store.CreateRefreshFamily(ctx, store.RefreshFamily{
+		sec := secret.Random(32)
+		err := p.store.CreateRefreshFamily(ctx, store.RefreshFamily{
 			ID: familyID, ClientID: c.ID, SessionID: sess.ID, Subject: sess.Subject, Scopes: ac.Request.Scopes,
-			AuthTime: sess.AuthTime, CurrentHash: hashSecret(secret), Expires: now.Add(s.opts.Session.MaxAge),
+			AuthTime: sess.AuthTime, CurrentHash: secret.Hash(sec), Expires: now.Add(p.sessions.MaxAge()),
 		})
 		if err != nil {
 			return issued{}, err
 		}
-		out.RefreshToken = familyID + "." + secret
+		out.RefreshToken = familyID + "." + sec
 	}
 	return out, nil
 }
 
 // onlyRedirect reports whether uri is the client's only redirect URI, the
 // case where RFC 6749 §4.1.3 lets the token request omit redirect_uri.
-func (s *Server) onlyRedirect(c *Client, uri string) bool {
+func (p *Provider) onlyRedirect(c *Client, uri string) bool {
 	return len(c.RedirectURIs) == 1 && c.RedirectURIs[0] == uri
 }
 
@@ -183,21 +186,21 @@ var errRefreshReplay = errors.New("refresh token replay")
 // refresh redeems a refresh token (RFC 6749 §6): it re-reads the user's
 // GitHub memberships with the stored GitHub token, then rotates the token.
 // Presenting a token that is not the family's newest revokes the family.
-func (s *Server) refresh(ctx context.Context, c *Client, form url.Values) (issued, error) {
-	fid, secret, ok := strings.Cut(form.Get("refresh_token"), ".")
-	if !ok || fid == "" || secret == "" {
+func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (issued, error) {
+	fid, sec, ok := strings.Cut(form.Get("refresh_token"), ".")
+	if !ok || fid == "" || sec == "" {
 		return issued{}, errInvalidGrant("the refresh token is invalid")
 	}
-	fam, err := s.opts.Store.GetRefreshFamily(ctx, fid)
+	fam, err := p.store.GetRefreshFamily(ctx, fid)
 	if err != nil || fam.Revoked {
 		return issued{}, errInvalidGrant("the refresh token is invalid, expired or revoked")
 	}
 	if fam.ClientID != c.ID {
 		return issued{}, errInvalidGrant("the refresh token was issued to another client")
 	}
-	if !currentToken(fam.CurrentHash, secret) {
-		s.opts.Logger.Warn("refresh token reused: revoking its family", "client", c.ID, "sub", fam.Subject)
-		s.revokeFamily(ctx, fid)
+	if !currentToken(fam.CurrentHash, sec) {
+		p.log.Warn("refresh token reused: revoking its family", "client", c.ID, "sub", fam.Subject)
+		p.revokeFamily(ctx, fid)
 		return issued{}, errInvalidGrant("the refresh token was already used")
 	}
 	scopes := fam.Scopes
@@ -210,26 +213,26 @@ func (s *Server) refresh(ctx context.Context, c *Client, form url.Values) (issue
 			scopes = append(scopes, x)
 		}
 	}
-	sess, err := s.refreshMemberships(ctx, fam)
+	sess, err := p.refreshMemberships(ctx, fam)
 	if err != nil {
 		return issued{}, err
 	}
-	next := randomToken(32)
-	err = s.opts.Store.UpdateRefreshFamily(ctx, fid, func(f store.RefreshFamily) (store.RefreshFamily, error) {
-		if f.Revoked || !currentToken(f.CurrentHash, secret) {
+	next := secret.Random(32)
+	err = p.store.UpdateRefreshFamily(ctx, fid, func(f store.RefreshFamily) (store.RefreshFamily, error) {
+		if f.Revoked || !currentToken(f.CurrentHash, sec) {
 			return f, errRefreshReplay
 		}
-		f.CurrentHash = hashSecret(next)
+		f.CurrentHash = secret.Hash(next)
 		return f, nil
 	})
 	if errors.Is(err, errRefreshReplay) {
-		s.revokeFamily(ctx, fid)
+		p.revokeFamily(ctx, fid)
 		return issued{}, errInvalidGrant("the refresh token was already used")
 	}
 	if err != nil {
 		return issued{}, err
 	}
-	out, err := s.mintTokens(c, sess, scopes, "", s.opts.Now())
+	out, err := p.mintTokens(c, sess, scopes, "", p.now())
 	if err != nil {
 		return issued{}, err
 	}
@@ -237,53 +240,46 @@ func (s *Server) refresh(ctx context.Context, c *Client, form url.Values) (issue
 	return out, nil
 }
 
-// refreshMemberships re-reads GitHub for the family's session: a user who
-// left every allowed org, or revoked the app, ends the session and the
-// family.
-func (s *Server) refreshMemberships(ctx context.Context, fam store.RefreshFamily) (store.Session, error) {
-	sess, err := s.opts.Store.GetSession(ctx, fam.SessionID)
+// refreshMemberships re-reads GitHub for the family's session (the same
+// renewal as /login's): a user who left every allowed org, or revoked the
+// app, ends the session and the family.
+func (p *Provider) refreshMemberships(ctx context.Context, fam store.RefreshFamily) (store.Session, error) {
+	sess, err := p.sessions.Get(ctx, fam.SessionID)
 	if err != nil {
-		s.revokeFamily(ctx, fam.ID)
+		p.revokeFamily(ctx, fam.ID)
 		return sess, errInvalidGrant("the sign-in session has ended")
 	}
-	token, err := s.sealer.open(sess.GitHubToken, sess.ID)
-	if err != nil {
-		return sess, err
-	}
-	id, err := s.opts.GitHub.Client.FetchIdentity(ctx, token, s.opts.GitHub.AllowedOrgs)
+	sess, err = p.sessions.Reread(ctx, sess)
+	var na *session.NotAdmittedError
 	switch {
-	case errors.Is(err, github.ErrBadCredentials):
-		s.deleteSession(ctx, sess.ID)
-		s.revokeFamily(ctx, fam.ID)
+	case errors.Is(err, session.ErrGitHubToken):
+		p.revokeFamily(ctx, fam.ID)
 		return sess, errInvalidGrant("the GitHub authorization was revoked")
+	case errors.As(err, &na):
+		p.revokeFamily(ctx, fam.ID)
+		return sess, errInvalidGrant("the user is no longer in an allowed organization")
 	case github.IsTemporary(err):
 		return sess, &oauthError{Code: "temporarily_unavailable", Description: "GitHub is unavailable; retry later",
-			Status: http.StatusServiceUnavailable, retryAfter: retryAfter(err)}
-	case err != nil:
-		return sess, err
+			Status: http.StatusServiceUnavailable, retryAfter: signinRetryAfter(err)}
 	}
-	if s.refusal(id) != nil {
-		s.deleteSession(ctx, sess.ID)
-		s.revokeFamily(ctx, fam.ID)
-		return sess, errInvalidGrant("the user is no longer in an allowed organization")
-	}
-	now := s.opts.Now()
-	err = s.opts.Store.UpdateSession(ctx, sess.ID, func(old store.Session) (store.Session, error) {
-		fillIdentity(&old, id, s.groups(id))
-		old.Renewed = now
-		sess = old
-		return old, nil
-	})
 	return sess, err
 }
 
+// signinRetryAfter is how long a client should wait after a GitHub outage.
+func signinRetryAfter(err error) time.Duration {
+	if d := github.RetryAfter(err); d > 0 {
+		return d
+	}
+	return 30 * time.Second
+}
+
 // revokeFamily ends a refresh family; failures are logged.
-func (s *Server) revokeFamily(ctx context.Context, id string) {
-	err := s.opts.Store.UpdateRefreshFamily(ctx, id, func(f store.RefreshFamily) (store.RefreshFamily, error) {
+func (p *Provider) revokeFamily(ctx context.Context, id string) {
+	err := p.store.UpdateRefreshFamily(ctx, id, func(f store.RefreshFamily) (store.RefreshFamily, error) {
 		f.Revoked = true
 		return f, nil
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.opts.Logger.Error("revoking a refresh family failed", "err", err)
+		p.log.Error("revoking a refresh family failed", "err", err)
 	}
 }

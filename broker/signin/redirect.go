@@ -1,19 +1,37 @@
-package broker
+package signin
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 )
 
-// safeRedirect validates rd, the page to return to after sign-in or
+// redirects validates where the browser may go after sign-in or sign-out:
+// paths on the issuer, and https URLs on session.allowed_redirect_domains.
+type redirects struct {
+	issuer  string
+	iss     *url.URL
+	secure  bool
+	domains []string
+}
+
+func newRedirects(issuer string, domains []string) (*redirects, error) {
+	iss, err := url.Parse(issuer)
+	if err != nil || iss.Host == "" {
+		return nil, fmt.Errorf("signin: issuer %q is not an absolute URL", issuer)
+	}
+	return &redirects{issuer: issuer, iss: iss, secure: iss.Scheme == "https", domains: domains}, nil
+}
+
+// safe validates rd, the page to return to after sign-in or
 // sign-out, and returns the URL to use: rd rebuilt from its parsed parts
 // when it is a path on the issuer or an absolute http(s) URL on
 // session.allowed_redirect_domains, and the issuer's home page otherwise.
 // The rebuilt URL never carries userinfo, a fragment, backslashes or
 // control characters, so browsers and this parser cannot disagree on its
 // host.
-func (s *Server) safeRedirect(rd string) (string, bool) {
-	home := s.opts.Issuer + "/"
+func (s *redirects) safe(rd string) (string, bool) {
+	home := s.issuer + "/"
 	if rd == "" || len(rd) > 4096 {
 		return home, rd == ""
 	}
@@ -32,7 +50,7 @@ func (s *Server) safeRedirect(rd string) (string, bool) {
 		if err != nil || u.Host != "" || u.Scheme != "" || u.User != nil {
 			return home, false
 		}
-		return s.opts.Issuer + rebuildPath(u), true
+		return s.issuer + rebuildPath(u), true
 	}
 	u, err := url.Parse(rd)
 	if err != nil || u.Opaque != "" || u.User != nil || strings.Contains(rd, "@") {
@@ -48,24 +66,24 @@ func (s *Server) safeRedirect(rd string) (string, bool) {
 		return home, false
 	}
 	host := u.Hostname()
-	if !validHostname(host) || u.Port() != s.issuer.Port() {
+	if !validHostname(host) || u.Port() != s.iss.Port() {
 		return home, false
 	}
-	if !s.redirectHostAllowed(host) {
+	if !s.hostAllowed(host) {
 		return home, false
 	}
 	out := u.Scheme + "://" + u.Host + rebuildPath(u)
 	return out, true
 }
 
-// redirectHostAllowed reports whether host is the issuer's or under one of
+// hostAllowed reports whether host is the issuer's or under one of
 // session.allowed_redirect_domains.
-func (s *Server) redirectHostAllowed(host string) bool {
+func (s *redirects) hostAllowed(host string) bool {
 	host = strings.ToLower(host)
-	if host == strings.ToLower(s.issuer.Hostname()) {
+	if host == strings.ToLower(s.iss.Hostname()) {
 		return true
 	}
-	for _, d := range s.opts.Session.AllowedRedirectDomains {
+	for _, d := range s.domains {
 		d = strings.ToLower(d)
 		if base, ok := strings.CutPrefix(d, "."); ok {
 			if host == base || strings.HasSuffix(host, d) {

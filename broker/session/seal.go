@@ -1,4 +1,4 @@
-package broker
+package session
 
 import (
 	"context"
@@ -28,10 +28,10 @@ func newSealer(ctx context.Context, st interface {
 		return k, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("broker: token sealing key: %w", err)
+		return nil, fmt.Errorf("session: token sealing key: %w", err)
 	}
 	if len(key) != 32 {
-		return nil, errors.New("broker: token sealing key has the wrong size")
+		return nil, errors.New("session: token sealing key has the wrong size")
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -55,11 +55,11 @@ func (s *sealer) seal(plaintext, sessionID string) []byte {
 func (s *sealer) open(ciphertext []byte, sessionID string) (string, error) {
 	n := s.aead.NonceSize()
 	if len(ciphertext) < n {
-		return "", errors.New("broker: sealed token too short")
+		return "", errors.New("session: sealed token too short")
 	}
 	pt, err := s.aead.Open(nil, ciphertext[:n], ciphertext[n:], []byte(sessionID))
 	if err != nil {
-		return "", errors.New("broker: sealed token does not open")
+		return "", errors.New("session: sealed token does not open")
 	}
 	return string(pt), nil
 }

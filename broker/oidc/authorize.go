@@ -1,4 +1,4 @@
-package broker
+package oidc
 
 import (
 	"errors"
@@ -9,12 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/web"
 )
 
-// codeTTL is an authorization code's lifetime (SPEC §5; RFC 6749 §4.1.2).
+// codeTTL is an authorization code's lifetime (RFC 6749 §4.1.2: short-lived, 10 minutes at most).
 const codeTTL = 60 * time.Second
 
 // usedCodeTTL keeps a used code's record long enough to detect a replay.
@@ -38,56 +39,71 @@ type authorizeFailure struct {
 	redirect   bool
 }
 
-// authorize is the OIDC authorization endpoint (GET and POST).
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	req, fail := s.parseAuthorize(r)
+// authorize is the OIDC authorization endpoint (GET and POST). A request
+// that needs a sign-in goes to /login with this request as its return
+// address: /login renews an SSO session silently or runs the GitHub round
+// trip, and the browser comes back here with a session.
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
+	req, fail := p.parseAuthorize(r)
 	if fail != nil {
-		s.authorizeError(w, r, req, fail)
+		p.authorizeError(w, r, req, fail)
 		return
 	}
-	ctx := r.Context()
-	sess, hasSession := s.oidcSession(r)
-	if !hasSession && !req.prompt["none"] {
-		if _, renewable := s.renewable(ctx, r); renewable {
-			// Renew the SSO session silently, then come back here.
-			http.Redirect(w, r, s.loginURL(s.opts.Issuer+"/authorize?"+authorizeQuery(r).Encode()), http.StatusFound)
-			return
-		}
-	}
-	now := s.opts.Now()
-	needLogin := !hasSession || req.prompt["login"] ||
-		(req.maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(req.maxAge)*time.Second) ||
-		(req.hint != nil && hasSession && req.hint.Subject != sess.Subject)
-	if needLogin {
+	sess, hasSession := p.browserSession(r)
+	now := p.now()
+	force := req.prompt["login"] ||
+		(hasSession && req.maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(req.maxAge)*time.Second) ||
+		(hasSession && req.hint != nil && req.hint.Subject != sess.Subject)
+	if !hasSession || force {
 		if req.prompt["none"] {
-			s.authorizeError(w, r, req, &authorizeFailure{code: "login_required", desc: "the user must sign in", redirect: true})
+			p.authorizeError(w, r, req, &authorizeFailure{code: "login_required", desc: "the user must sign in", redirect: true})
 			return
 		}
-		// prompt=login is satisfied by the fresh GitHub round trip, whose
-		// callback creates a new session (auth_time moves).
-		areq := req.AuthRequest
-		s.startGitHub(w, r, s.opts.Issuer+"/", &areq, req.loginHint)
+		// prompt=login (and an exceeded max_age, or a hint naming someone
+		// else) is satisfied by a fresh GitHub round trip, whose callback
+		// creates a new session (auth_time moves). The return address is the
+		// validated request without those parameters, so it cannot loop.
+		q := url.Values{"rd": {"/authorize?" + req.resumeQuery().Encode()}}
+		if force {
+			q.Set("prompt", "login")
+		}
+		if req.loginHint != "" {
+			q.Set("login_hint", req.loginHint)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, p.issuer+"/login?"+q.Encode(), http.StatusFound)
 		return
 	}
-	s.issueCode(w, r, req.AuthRequest, sess)
+	p.issueCode(w, r, req.AuthRequest, sess)
 }
 
-// authorizeQuery returns the request's parameters (query or form).
-func authorizeQuery(r *http.Request) url.Values {
-	if r.Method == http.MethodPost {
-		return r.PostForm
+// resumeQuery is the validated request as /authorize parameters, without
+// prompt, max_age and the hints: what the browser comes back with after a
+// sign-in.
+func (req *authorizeRequest) resumeQuery() url.Values {
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {req.ClientID}, "redirect_uri": {req.RedirectURI},
+		"scope": {strings.Join(req.Scopes, " ")},
 	}
-	return r.URL.Query()
+	for k, v := range map[string]string{
+		"state": req.State, "nonce": req.Nonce,
+		"code_challenge": req.CodeChallenge, "code_challenge_method": req.CodeChallengeMethod,
+	} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
 }
 
-// oidcSession returns the broker session of a request: its valid session
-// token and the server-side session behind it.
-func (s *Server) oidcSession(r *http.Request) (store.Session, bool) {
-	c := s.currentSession(r)
+// browserSession returns the broker session of a request: its valid
+// session token and the server-side session behind it.
+func (p *Provider) browserSession(r *http.Request) (store.Session, bool) {
+	c := p.sessions.Current(r)
 	if c == nil || c.SessionID == "" {
 		return store.Session{}, false
 	}
-	sess, err := s.opts.Store.GetSession(r.Context(), c.SessionID)
+	sess, err := p.sessions.Get(r.Context(), c.SessionID)
 	if err != nil {
 		return store.Session{}, false
 	}
@@ -96,16 +112,16 @@ func (s *Server) oidcSession(r *http.Request) (store.Session, bool) {
 
 // issueCode stores a single-use code for the request and sends the browser
 // back to the client with it, the state and the issuer (RFC 9207).
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, areq store.AuthRequest, sess store.Session) {
-	code := randomToken(32)
-	err := s.opts.Store.CreateAuthCode(r.Context(), store.AuthCode{
-		ID: hashSecret(code), Request: areq, SessionID: sess.ID, Expires: s.opts.Now().Add(codeTTL),
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, areq store.AuthRequest, sess store.Session) {
+	code := secret.Random(32)
+	err := p.store.CreateAuthCode(r.Context(), store.AuthCode{
+		ID: secret.Hash(code), Request: areq, SessionID: sess.ID, Expires: p.now().Add(codeTTL),
 	})
 	if err != nil {
-		s.internalProblem(w, r, "issuing the authorization code", err)
+		p.pages.Internal(w, r, "issuing the authorization code", err)
 		return
 	}
-	q := url.Values{"code": {code}, "iss": {s.opts.Issuer}}
+	q := url.Values{"code": {code}, "iss": {p.issuer}}
 	if areq.State != "" {
 		q.Set("state", areq.State)
 	}
@@ -125,15 +141,15 @@ func withQuery(base string, q url.Values) string {
 // authorizeError answers a failed authorization request: back to the
 // client when the redirect URI was validated (RFC 6749 §4.1.2.1), else an
 // error page that never redirects.
-func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, req *authorizeRequest, f *authorizeFailure) {
+func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, req *authorizeRequest, f *authorizeFailure) {
 	if !f.redirect || req == nil || req.RedirectURI == "" {
-		s.problem(w, r, http.StatusBadRequest, web.Problem{
+		p.pages.Problem(w, r, http.StatusBadRequest, web.Problem{
 			Title:   "This sign-in link is not valid",
 			Message: "The application that sent you here made a request ghbroker cannot accept: " + f.desc + ".",
 		}, 0)
 		return
 	}
-	q := url.Values{"error": {f.code}, "error_description": {f.desc}, "iss": {s.opts.Issuer}}
+	q := url.Values{"error": {f.code}, "error_description": {f.desc}, "iss": {p.issuer}}
 	if req.State != "" {
 		q.Set("state", req.State)
 	}
@@ -143,7 +159,7 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, req *aut
 
 // parseAuthorize validates the request. The client and redirect URI are
 // checked first: until both are valid every failure is a page.
-func (s *Server) parseAuthorize(r *http.Request) (*authorizeRequest, *authorizeFailure) {
+func (p *Provider) parseAuthorize(r *http.Request) (*authorizeRequest, *authorizeFailure) {
 	page := func(desc string) *authorizeFailure { return &authorizeFailure{code: "invalid_request", desc: desc} }
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
@@ -158,7 +174,7 @@ func (s *Server) parseAuthorize(r *http.Request) (*authorizeRequest, *authorizeF
 			}
 		}
 	}
-	c, ok := s.client(q.Get("client_id"))
+	c, ok := p.client(q.Get("client_id"))
 	if !ok {
 		return nil, page("unknown client_id")
 	}
@@ -209,7 +225,7 @@ func (s *Server) parseAuthorize(r *http.Request) (*authorizeRequest, *authorizeF
 	if len(req.Nonce) > 512 || len(req.State) > 2048 {
 		return fail("invalid_request", "state or nonce is too long")
 	}
-	if f := s.parsePKCE(req, q); f != nil {
+	if f := p.parsePKCE(req, q); f != nil {
 		return req, f
 	}
 	for p := range strings.FieldsSeq(q.Get("prompt")) {
@@ -232,7 +248,7 @@ func (s *Server) parseAuthorize(r *http.Request) (*authorizeRequest, *authorizeF
 	}
 	req.loginHint = q.Get("login_hint")
 	if h := q.Get("id_token_hint"); h != "" {
-		hc, err := s.verifyIDTokenHint(h)
+		hc, err := p.verifyIDTokenHint(h)
 		if err != nil {
 			return fail("invalid_request", "id_token_hint is not an ID token this issuer signed")
 		}
@@ -244,7 +260,7 @@ func (s *Server) parseAuthorize(r *http.Request) (*authorizeRequest, *authorizeF
 // parsePKCE accepts S256 only (RFC 7636; RFC 9700 §2.1.1). A challenge
 // without a method means "plain" and is refused; public clients must send
 // one.
-func (s *Server) parsePKCE(req *authorizeRequest, q url.Values) *authorizeFailure {
+func (p *Provider) parsePKCE(req *authorizeRequest, q url.Values) *authorizeFailure {
 	ch, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {
 	case ch == "" && method != "":
@@ -271,14 +287,12 @@ func base64URLChars(s string) bool {
 	return true
 }
 
-// resumeAfterSignIn continues an authorization request once the GitHub
-// round trip created a session.
-func (s *Server) resumeAfterSignIn(w http.ResponseWriter, r *http.Request, areq store.AuthRequest, sess store.Session) {
-	if _, ok := s.client(areq.ClientID); !ok {
-		s.badSignIn(w, r, "The application you were signing in to is no longer configured.")
-		return
-	}
-	s.issueCode(w, r, areq, sess)
-}
-
 var errHint = errors.New("broker: id_token_hint")
+
+// authorizeQuery returns the request's parameters (query or form).
+func authorizeQuery(r *http.Request) url.Values {
+	if r.Method == http.MethodPost {
+		return r.PostForm
+	}
+	return r.URL.Query()
+}

@@ -1,22 +1,13 @@
-package broker
+package signin
 
 import (
-	"context"
 	"net/url"
 	"testing"
-
-	"github.com/ghbroker/ghbroker/keys"
-	"github.com/ghbroker/ghbroker/store/memory"
 )
 
-func testServer(t testing.TB, issuer string, domains ...string) *Server {
+func testServer(t testing.TB, issuer string, domains ...string) *redirects {
 	t.Helper()
-	st := memory.New(memory.Options{})
-	km, err := keys.NewManager(context.Background(), st, keys.Options{Algorithm: keys.ES256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Issuer: issuer, Keys: km, Store: st, Session: SessionOptions{AllowedRedirectDomains: domains}})
+	s, err := newRedirects(issuer, domains)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +59,7 @@ func TestSafeRedirect(t *testing.T) {
 		{"https://grafana.example.com//evil.com/", "https://grafana.example.com/evil.com/"},
 	}
 	for _, tt := range tests {
-		got, _ := s.safeRedirect(tt.rd)
+		got, _ := s.safe(tt.rd)
 		if got != tt.want {
 			t.Errorf("safeRedirect(%q) = %q, want %q", tt.rd, got, tt.want)
 		}
@@ -82,7 +73,7 @@ func TestSafeRedirectDevAllowsHTTPOnIssuerPort(t *testing.T) {
 		"http://app.localhost:9999/x": "http://localhost:8080/",
 		"http://app.localhost/x":      "http://localhost:8080/",
 	} {
-		if got, _ := s.safeRedirect(rd); got != want {
+		if got, _ := s.safe(rd); got != want {
 			t.Errorf("safeRedirect(%q) = %q, want %q", rd, got, want)
 		}
 	}
@@ -94,12 +85,12 @@ func FuzzSafeRedirect(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, rd string) {
-		got, _ := s.safeRedirect(rd)
+		got, _ := s.safe(rd)
 		u, ok := parseForCheck(got)
 		if !ok {
 			t.Fatalf("safeRedirect(%q) = %q, not a parseable URL", rd, got)
 		}
-		if !s.redirectHostAllowed(u) {
+		if !s.hostAllowed(u) {
 			t.Fatalf("safeRedirect(%q) = %q leaves the allowed domains", rd, got)
 		}
 	})

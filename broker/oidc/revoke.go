@@ -1,10 +1,10 @@
-package broker
+package oidc
 
 import (
-	"crypto/subtle"
 	"net/http"
 	"strings"
 
+	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/claims"
 )
 
@@ -12,20 +12,20 @@ import (
 // and invalid tokens. Revoking a refresh token ends its whole family;
 // access tokens are stateless JWTs that expire within the hour, so revoking
 // one is acknowledged and has no further effect.
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	form, c, ok := s.clientRequest(w, r)
+func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
+	form, c, ok := p.clientRequest(w, r)
 	if !ok {
 		return
 	}
 	tok := form.Get("token")
 	if tok == "" {
-		s.writeOAuthError(w, r, errInvalidRequest("token is required"))
+		p.writeOAuthError(w, r, errInvalidRequest("token is required"))
 		return
 	}
-	if fid, secret, ok := strings.Cut(tok, "."); ok && !strings.Contains(secret, ".") {
-		if fam, err := s.opts.Store.GetRefreshFamily(r.Context(), fid); err == nil && fam.ClientID == c.ID && currentToken(fam.CurrentHash, secret) {
-			s.revokeFamily(r.Context(), fid)
-			s.opts.Logger.Info("refresh token revoked", "client", c.ID, "sub", fam.Subject)
+	if fid, sec, ok := strings.Cut(tok, "."); ok && !strings.Contains(sec, ".") {
+		if fam, err := p.store.GetRefreshFamily(r.Context(), fid); err == nil && fam.ClientID == c.ID && currentToken(fam.CurrentHash, sec) {
+			p.revokeFamily(r.Context(), fid)
+			p.log.Info("refresh token revoked", "client", c.ID, "sub", fam.Subject)
 		}
 	}
 	noStore(w.Header())
@@ -34,8 +34,8 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 
 // introspect is the RFC 7662 introspection endpoint for authenticated
 // clients. Anything not live is exactly {"active":false}.
-func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	form, c, ok := s.clientRequest(w, r)
+func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
+	form, c, ok := p.clientRequest(w, r)
 	if !ok {
 		return
 	}
@@ -46,20 +46,20 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A refresh token: "family.secret".
-	if fid, secret, ok := strings.Cut(tok, "."); ok && !strings.Contains(secret, ".") {
-		fam, err := s.opts.Store.GetRefreshFamily(r.Context(), fid)
-		if err != nil || fam.Revoked || fam.ClientID != c.ID || !currentToken(fam.CurrentHash, secret) {
+	if fid, sec, ok := strings.Cut(tok, "."); ok && !strings.Contains(sec, ".") {
+		fam, err := p.store.GetRefreshFamily(r.Context(), fid)
+		if err != nil || fam.Revoked || fam.ClientID != c.ID || !currentToken(fam.CurrentHash, sec) {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"active": true, "token_type": "refresh_token", "client_id": fam.ClientID, "sub": fam.Subject,
-			"scope": strings.Join(fam.Scopes, " "), "exp": fam.Expires.Unix(), "iss": s.opts.Issuer,
+			"scope": strings.Join(fam.Scopes, " "), "exp": fam.Expires.Unix(), "iss": p.issuer,
 		})
 		return
 	}
-	at, err := s.opts.Verifier.Verify(tok, claims.KindAccess)
-	if err != nil || !s.sessionAlive(r.Context(), at.SessionID) {
+	at, err := p.verifier.Verify(tok, claims.KindAccess)
+	if err != nil || !p.sessions.Alive(r.Context(), at.SessionID) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
@@ -74,8 +74,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// currentToken reports, in constant time, whether secret is the family's
+// currentToken reports, in constant time, whether the secret sec is the family's
 // newest refresh token.
-func currentToken(currentHash, secret string) bool {
-	return subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(currentHash)) == 1
+func currentToken(currentHash, sec string) bool {
+	return secret.Matches(currentHash, sec)
 }

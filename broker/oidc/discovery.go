@@ -1,9 +1,11 @@
-package broker
+package oidc
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/ghbroker/ghbroker/broker/internal/page"
 )
 
 // discoveryDoc is the OpenID Provider Metadata (OIDC Discovery §3,
@@ -35,13 +37,13 @@ type discoveryDoc struct {
 	AuthorizationResponseISSParameterSupport  bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
-func (s *Server) discoveryDocument() discoveryDoc {
+func (p *Provider) discoveryDocument() discoveryDoc {
 	d := discoveryDoc{
-		Issuer:                           s.opts.Issuer,
-		JWKSURI:                          s.opts.Issuer + "/keys",
+		Issuer:                           p.issuer,
+		JWKSURI:                          p.issuer + "/keys",
 		ResponseTypesSupported:           []string{"code"},
 		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: s.opts.Keys.PublishedAlgorithms(),
+		IDTokenSigningAlgValuesSupported: p.keys.PublishedAlgorithms(),
 		ClaimsSupported: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
 			"name", "preferred_username", "picture", "email", "email_verified", "groups",
@@ -51,8 +53,8 @@ func (s *Server) discoveryDocument() discoveryDoc {
 		RequestParameterSupported:    false,
 		RequestURIParameterSupported: false,
 	}
-	if s.signInEnabled() {
-		iss := s.opts.Issuer
+	if p.sessions != nil {
+		iss := p.issuer
 		auth := []string{"client_secret_basic", "client_secret_post", "none"}
 		d.AuthorizationEndpoint, d.TokenEndpoint, d.UserinfoEndpoint = iss+"/authorize", iss+"/token", iss+"/userinfo"
 		d.EndSessionEndpoint, d.RevocationEndpoint, d.IntrospectionEndpoint = iss+"/logout", iss+"/revoke", iss+"/introspect"
@@ -69,10 +71,11 @@ func (s *Server) discoveryDocument() discoveryDoc {
 	return d
 }
 
-func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
-	raw, err := json.Marshal(s.discoveryDocument())
+func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
+	raw, err := json.Marshal(p.discoveryDocument())
 	if err != nil {
-		s.serverError(w, r, fmt.Errorf("discovery: %w", err))
+		p.log.Error("internal error", "path", r.URL.Path, "err", fmt.Errorf("discovery: %w", err))
+		writeJSON(w, http.StatusInternalServerError, errServer())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -83,13 +86,13 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 // jwks serves the published key set. Its max-age is kept shorter than the
 // time a next key is published before it signs (RFC 7517; OIDC Core §10.1.1),
 // so a relying party that honours it always knows a kid before seeing it.
-func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
-	raw := s.opts.Keys.JWKS()
+func (p *Provider) jwks(w http.ResponseWriter, r *http.Request) {
+	raw := p.keys.JWKS()
 	if len(raw) == 0 {
-		unavailable(w, "signing keys are not loaded yet")
+		page.Unavailable(w, "signing keys are not loaded yet")
 		return
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.opts.JWKSMaxAge.Seconds())))
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(p.jwksMaxAge.Seconds())))
 	_, _ = w.Write(raw)
 }

@@ -1,38 +1,35 @@
-package broker
+package oidc
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/ghbroker/ghbroker/claims"
-	"github.com/ghbroker/ghbroker/store"
 )
 
 // userinfo is the OIDC UserInfo endpoint (OIDC Core §5.3): GET or POST,
 // with the access token as a Bearer header or (POST only) as the
 // access_token form field (RFC 6750 §2). Errors go in WWW-Authenticate.
-func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	tok, fail := bearerToken(w, r)
 	if fail != "" {
-		s.bearerError(w, http.StatusBadRequest, "invalid_request", fail)
+		p.bearerError(w, http.StatusBadRequest, "invalid_request", fail)
 		return
 	}
 	if tok == "" {
-		s.bearerError(w, http.StatusUnauthorized, "", "")
+		p.bearerError(w, http.StatusUnauthorized, "", "")
 		return
 	}
-	c, err := s.opts.Verifier.Verify(tok, claims.KindAccess)
+	c, err := p.verifier.Verify(tok, claims.KindAccess)
 	if err != nil {
-		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")
+		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")
 		return
 	}
 	// The access token is stateless, but /userinfo has the store: a token
 	// of a session that was signed out no longer answers here.
-	if !s.sessionAlive(r.Context(), c.SessionID) {
-		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")
+	if !p.sessions.Alive(r.Context(), c.SessionID) {
+		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")
 		return
 	}
 	scopes := strings.Fields(c.Scope)
@@ -43,7 +40,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		out["name"] = c.Name
 		out["picture"] = c.Picture
 	}
-	sess, err := s.opts.Store.GetSession(r.Context(), c.SessionID)
+	sess, err := p.sessions.Get(r.Context(), c.SessionID)
 	if err == nil {
 		// The stored session is the freshest view (renewals update it).
 		if slices.Contains(scopes, "profile") {
@@ -57,17 +54,6 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		out["groups"] = c.Groups
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) sessionAlive(ctx context.Context, id string) bool {
-	if id == "" {
-		return false
-	}
-	_, err := s.opts.Store.GetSession(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.opts.Logger.Warn("reading session failed", "err", err)
-	}
-	return err == nil
 }
 
 // bearerToken extracts an RFC 6750 bearer token from the Authorization
@@ -101,8 +87,8 @@ func bearerToken(w http.ResponseWriter, r *http.Request) (token, fail string) {
 }
 
 // bearerError answers with an RFC 6750 §3 challenge.
-func (s *Server) bearerError(w http.ResponseWriter, status int, code, desc string) {
-	v := `Bearer realm="` + s.opts.Issuer + `"`
+func (p *Provider) bearerError(w http.ResponseWriter, status int, code, desc string) {
+	v := `Bearer realm="` + p.issuer + `"`
 	if code != "" {
 		v += `, error="` + code + `"`
 		if desc != "" {

@@ -1,44 +1,45 @@
-package broker
+package signin
 
 import (
 	"errors"
 	"net/http"
 	"strings"
 
+	"github.com/ghbroker/ghbroker/broker/internal/page"
 	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/web"
 )
 
 // home is the signed-in page: who you are, your orgs and teams, when the
 // session renews, and a sign-out button; or a sign-in button.
-func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	c := s.currentSession(r)
+func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
+	c := h.sessions.Current(r)
 	if c == nil {
-		if _, ok := s.renewable(r.Context(), r); ok && s.signInEnabled() {
+		if _, ok := h.sessions.Renewable(r.Context(), r); ok {
 			// An expired token with a live session: renew silently.
-			http.Redirect(w, r, s.loginURL("/"), http.StatusFound)
+			http.Redirect(w, r, LoginURL("/"), http.StatusFound)
 			return
 		}
-		s.render(w, r, http.StatusOK, "home.html", web.Home{LoginURL: s.loginURL("/")})
+		h.pages.Render(w, r, http.StatusOK, "home.html", web.Home{LoginURL: LoginURL("/")})
 		return
 	}
-	now := s.opts.Now()
+	now := h.now()
 	data := web.Home{
 		SignedIn: true, Login: c.PreferredUsername, Name: c.Name, Email: c.Email, AvatarURL: safeAvatar(c.Picture),
-		Renews: "in " + humanDuration(c.Expiry.Time().Sub(now)), LogoutURL: "/logout",
+		Renews: "in " + page.HumanDuration(c.Expiry.Time().Sub(now)), LogoutURL: "/logout",
 	}
 	groups := c.Groups
-	sess, err := s.opts.Store.GetSession(r.Context(), c.SessionID)
+	sess, err := h.sessions.Get(r.Context(), c.SessionID)
 	switch {
 	case err == nil:
 		// The stored session has every group, also those trimmed from a
 		// large token.
 		groups = sess.Groups
-		data.Expires = "in " + humanDuration(sess.Expires.Sub(now))
+		data.Expires = "in " + page.HumanDuration(sess.Expires.Sub(now))
 	case errors.Is(err, store.ErrNotFound):
 		data.Expires = "when this token expires (the session was ended elsewhere)"
 	default:
-		s.opts.Logger.Warn("reading session for the home page failed", "err", err)
+		h.log.Warn("reading session for the home page failed", "err", err)
 		data.Expires = "later"
 	}
 	for _, g := range groups {
@@ -48,7 +49,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 			data.Orgs = append(data.Orgs, g)
 		}
 	}
-	s.render(w, r, http.StatusOK, "home.html", data)
+	h.pages.Render(w, r, http.StatusOK, "home.html", data)
 }
 
 // cutGroup splits "org/team" (or Dex's "org:team").

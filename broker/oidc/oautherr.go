@@ -1,10 +1,12 @@
-package broker
+package oidc
 
 import (
 	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/ghbroker/ghbroker/broker/internal/page"
 )
 
 // oauthError is an OAuth 2.0 error response (RFC 6749 §5.2, §4.1.2.1).
@@ -68,14 +70,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeOAuthError is the one writer of OAuth JSON errors. Any error that is
 // not an *oauthError is logged and becomes a generic server_error.
-func (s *Server) writeOAuthError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Provider) writeOAuthError(w http.ResponseWriter, r *http.Request, err error) {
 	oe, ok := err.(*oauthError)
 	if !ok {
-		s.opts.Logger.Error("internal error", "path", r.URL.Path, "request_id", requestID(r.Context()), "err", err)
+		p.log.Error("internal error", "path", r.URL.Path, "request_id", page.RequestID(r.Context()), "err", err)
 		oe = errServer()
 	}
 	if oe.basic {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.opts.Issuer+`"`)
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
 	}
 	if oe.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(oe.retryAfter.Seconds())))

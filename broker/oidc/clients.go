@@ -1,4 +1,4 @@
-package broker
+package oidc
 
 import (
 	"crypto/sha256"
@@ -38,8 +38,8 @@ type Client struct {
 // supportedScopes are the scopes the broker knows.
 var supportedScopes = []string{"openid", "profile", "email", "groups", "offline_access"}
 
-func (s *Server) client(id string) (*Client, bool) {
-	c, ok := s.clients[id]
+func (p *Provider) client(id string) (*Client, bool) {
+	c, ok := p.clients[id]
 	return c, ok
 }
 
@@ -58,7 +58,7 @@ func (c *Client) secretMatches(secret string) bool {
 // revocation and introspection endpoints: client_secret_basic (RFC 6749
 // §2.3.1: id and secret form-urlencoded inside Basic), client_secret_post,
 // or a public client naming itself with client_id. form must be parsed.
-func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, error) {
+func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client, error) {
 	auth := r.Header.Values("Authorization")
 	if len(auth) > 1 {
 		return nil, errInvalidRequest("more than one Authorization header")
@@ -88,7 +88,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 		if formID != "" && formID != id {
 			return nil, errInvalidRequest("client_id does not match the authenticated client")
 		}
-		c, ok := s.client(id)
+		c, ok := p.client(id)
 		if !ok || c.Public || !c.secretMatches(secret) {
 			return nil, errInvalidClient("client authentication failed", true)
 		}
@@ -97,7 +97,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 	if formID == "" {
 		return nil, errInvalidClient("client authentication required", false)
 	}
-	c, ok := s.client(formID)
+	c, ok := p.client(formID)
 	if !ok {
 		return nil, errInvalidClient("client authentication failed", false)
 	}

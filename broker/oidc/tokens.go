@@ -1,4 +1,4 @@
-package broker
+package oidc
 
 import (
 	"crypto/sha256"
@@ -13,12 +13,13 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/store"
 )
 
-// defaultTokenTTL is the lifetime of ID and access tokens (SPEC §5) for
-// clients that do not set their own.
+// defaultTokenTTL is the lifetime of ID and access tokens for clients
+// that do not set their own.
 const defaultTokenTTL = time.Hour
 
 // issued is what the token endpoint hands out.
@@ -33,7 +34,7 @@ type issued struct {
 
 // mintTokens signs an access token (RFC 9068) and an ID token (OIDC Core
 // §2) for sess. nonce is empty on refresh.
-func (s *Server) mintTokens(c *Client, sess store.Session, scopes []string, nonce string, now time.Time) (issued, error) {
+func (p *Provider) mintTokens(c *Client, sess store.Session, scopes []string, nonce string, now time.Time) (issued, error) {
 	scope := strings.Join(scopes, " ")
 	ttl := c.TokenTTL
 	if ttl <= 0 {
@@ -45,19 +46,19 @@ func (s *Server) mintTokens(c *Client, sess store.Session, scopes []string, nonc
 	// /userinfo read them without a store lookup.
 	at := &claims.Claims{
 		Claims: jwt.Claims{
-			Issuer: s.opts.Issuer, Subject: sess.Subject, Audience: jwt.Audience{s.opts.Issuer, c.ID},
-			IssuedAt: jwt.NewNumericDate(now), Expiry: exp, ID: randomToken(12),
+			Issuer: p.issuer, Subject: sess.Subject, Audience: jwt.Audience{p.issuer, c.ID},
+			IssuedAt: jwt.NewNumericDate(now), Expiry: exp, ID: secret.Random(12),
 		},
 		AuthTime: jwt.NewNumericDate(sess.AuthTime), ClientID: c.ID, Scope: scope, SessionID: sess.ID,
 		PreferredUsername: sess.Login, Groups: sess.Groups,
 	}
-	access, err := s.opts.Keys.Sign(claims.KindAccess, at)
+	access, err := p.keys.Sign(claims.KindAccess, at)
 	if err != nil {
 		return issued{}, fmt.Errorf("broker: sign access token: %w", err)
 	}
 	id := &claims.Claims{
 		Claims: jwt.Claims{
-			Issuer: s.opts.Issuer, Subject: sess.Subject, Audience: jwt.Audience{c.ID},
+			Issuer: p.issuer, Subject: sess.Subject, Audience: jwt.Audience{c.ID},
 			IssuedAt: jwt.NewNumericDate(now), Expiry: exp,
 		},
 		AuthTime: jwt.NewNumericDate(sess.AuthTime), Nonce: nonce, AuthorizedParty: c.ID,
@@ -72,7 +73,7 @@ func (s *Server) mintTokens(c *Client, sess store.Session, scopes []string, nonc
 	if slices.Contains(scopes, "groups") {
 		id.Groups = sess.Groups
 	}
-	idt, err := s.opts.Keys.Sign(claims.KindID, id)
+	idt, err := p.keys.Sign(claims.KindID, id)
 	if err != nil {
 		return issued{}, fmt.Errorf("broker: sign ID token: %w", err)
 	}
@@ -111,12 +112,12 @@ func tokenAlg(token string) string {
 // verifyIDTokenHint checks an id_token_hint: signed by one of our
 // published keys, issued by us, an ID token. Expired hints are accepted
 // (OIDC RP-Initiated Logout §2).
-func (s *Server) verifyIDTokenHint(token string) (*claims.Claims, error) {
+func (p *Provider) verifyIDTokenHint(token string) (*claims.Claims, error) {
 	if len(token) > 16<<10 {
 		return nil, errHint
 	}
 	algs := make([]jose.SignatureAlgorithm, 0, 3)
-	for _, a := range s.opts.Keys.PublishedAlgorithms() {
+	for _, a := range p.keys.PublishedAlgorithms() {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
 	tok, err := jwt.ParseSigned(token, algs)
@@ -127,7 +128,7 @@ func (s *Server) verifyIDTokenHint(token string) (*claims.Claims, error) {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != string(claims.KindID) {
 		return nil, errHint
 	}
-	key, ok := s.opts.Keys.PublicKey(h.KeyID)
+	key, ok := p.keys.PublicKey(h.KeyID)
 	if !ok || key.Algorithm != h.Algorithm {
 		return nil, errHint
 	}
@@ -135,7 +136,7 @@ func (s *Server) verifyIDTokenHint(token string) (*claims.Claims, error) {
 	if err := tok.Claims(key.Key, &c); err != nil {
 		return nil, errHint
 	}
-	if c.Issuer != s.opts.Issuer {
+	if c.Issuer != p.issuer {
 		return nil, errHint
 	}
 	return &c, nil

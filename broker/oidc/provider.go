@@ -1,0 +1,138 @@
+// Package oidc is the broker's OpenID Connect provider: discovery, the
+// JWKS, /authorize, /token (authorization_code and refresh_token grants),
+// /userinfo, /revoke, /introspect, and the RP-initiated logout decision
+// that /logout asks it. Sessions belong to package session; a request that
+// needs a sign-in is sent to /login with /authorize as its return address,
+// so the provider never talks to GitHub's web flow itself.
+package oidc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/ghbroker/ghbroker/broker/internal/page"
+	"github.com/ghbroker/ghbroker/broker/session"
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/store"
+)
+
+// KeySource is what the provider needs of the signing keys (*keys.Manager).
+type KeySource interface {
+	// Sign serialises claims as a compact JWS of the given kind.
+	Sign(kind claims.Kind, c any) (string, error)
+	// JWKS is the published key set as JSON.
+	JWKS() []byte
+	// PublishedAlgorithms lists the algorithms of the published keys.
+	PublishedAlgorithms() []string
+	// PublicKey returns a published key by kid.
+	PublicKey(kid string) (jose.JSONWebKey, bool)
+}
+
+// TokenVerifier verifies the broker's own access tokens.
+type TokenVerifier interface {
+	Verify(token string, kind claims.Kind) (*claims.Claims, error)
+}
+
+// Store is the persistence the provider uses.
+type Store interface {
+	store.AuthCodeStore
+	store.RefreshStore
+}
+
+// Config configures a Provider. Issuer and Keys are required; without
+// Sessions the provider serves discovery and the JWKS only.
+type Config struct {
+	// Issuer is the public base URL, without a trailing slash.
+	Issuer string
+	// Keys signs tokens and publishes the JWKS.
+	Keys KeySource
+	// Verifier checks access tokens at /userinfo and /introspect.
+	Verifier TokenVerifier
+	// Sessions are the sign-in sessions behind codes and refresh tokens.
+	Sessions *session.Manager
+	// Store keeps codes and refresh families.
+	Store Store
+	// Clients are the static relying parties.
+	Clients []Client
+	// JWKSMaxAge is the Cache-Control max-age of /keys. It must be shorter
+	// than the time a next key is published before it signs. Default 5m.
+	JWKSMaxAge time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives provider events. Default discards.
+	Logger *slog.Logger
+}
+
+// Provider serves the OIDC endpoints.
+type Provider struct {
+	issuer     string
+	keys       KeySource
+	verifier   TokenVerifier
+	sessions   *session.Manager
+	store      Store
+	clients    map[string]*Client
+	jwksMaxAge time.Duration
+	pages      *page.Renderer
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+// New checks cfg and builds the provider.
+func New(cfg Config) (*Provider, error) {
+	if cfg.Issuer == "" || cfg.Keys == nil {
+		return nil, errors.New("oidc: Issuer and Keys are required")
+	}
+	if u, err := url.Parse(cfg.Issuer); err != nil || u.Host == "" {
+		return nil, fmt.Errorf("oidc: issuer %q is not an absolute URL", cfg.Issuer)
+	}
+	if cfg.Sessions != nil && (cfg.Verifier == nil || cfg.Store == nil) {
+		return nil, errors.New("oidc: Verifier and Store are required with Sessions")
+	}
+	p := &Provider{
+		issuer: cfg.Issuer, keys: cfg.Keys, verifier: cfg.Verifier, sessions: cfg.Sessions, store: cfg.Store,
+		jwksMaxAge: cfg.JWKSMaxAge, now: cfg.Now, log: cfg.Logger,
+		clients: map[string]*Client{},
+	}
+	for i := range cfg.Clients {
+		c := cfg.Clients[i]
+		if _, dup := p.clients[c.ID]; dup || c.ID == "" {
+			return nil, fmt.Errorf("oidc: client id %q is empty or duplicated", c.ID)
+		}
+		p.clients[c.ID] = &c
+	}
+	if p.jwksMaxAge <= 0 {
+		p.jwksMaxAge = 5 * time.Minute
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if p.pages, err = page.NewRenderer(p.log); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Mount adds the provider's routes.
+func (p *Provider) Mount(r page.Router) {
+	get := []string{http.MethodGet, http.MethodHead}
+	r.API("discovery", "/.well-known/openid-configuration", http.HandlerFunc(p.discovery), get...)
+	r.API("keys", "/keys", http.HandlerFunc(p.jwks), get...)
+	if p.sessions == nil {
+		return
+	}
+	r.Page("authorize", "/authorize", p.authorize, http.MethodGet, http.MethodPost)
+	r.API("token", "/token", http.HandlerFunc(p.token), http.MethodPost)
+	r.API("userinfo", "/userinfo", http.HandlerFunc(p.userinfo), http.MethodGet, http.MethodPost)
+	r.API("revoke", "/revoke", http.HandlerFunc(p.revoke), http.MethodPost)
+	r.API("introspect", "/introspect", http.HandlerFunc(p.introspect), http.MethodPost)
+}

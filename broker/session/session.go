@@ -1,0 +1,208 @@
+// Package session owns the broker's sign-in sessions: the server-side
+// session record, the stateless session token (minting, trimming to the
+// cookie budget, sliding), the SSO and renewal cookies (chunks included),
+// sealing the GitHub token at rest, and re-reading a person's memberships
+// from GitHub (silent renewal and the refresh grant both go through
+// Reread). It serves no HTTP routes: the sign-in and OIDC handlers, and
+// the gRPC check, call it.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ghbroker/ghbroker/broker/github"
+	"github.com/ghbroker/ghbroker/broker/internal/secret"
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/sessioncookie"
+	"github.com/ghbroker/ghbroker/store"
+)
+
+// Signer signs the broker's tokens (*keys.Manager).
+type Signer interface {
+	Sign(kind claims.Kind, c any) (string, error)
+}
+
+// Verifier checks the broker's own session tokens.
+type Verifier interface {
+	Verify(token string, kind claims.Kind) (*claims.Claims, error)
+}
+
+// IdentityReader reads who a GitHub token belongs to and what they are a
+// member of (*github.Client).
+type IdentityReader interface {
+	FetchIdentity(ctx context.Context, token string, allowedOrgs []string) (*github.Identity, error)
+}
+
+// Store is the persistence sessions use.
+type Store interface {
+	store.SessionStore
+	store.SecretStore
+}
+
+// Config configures a Manager. Issuer, Signer, Verifier, Store and GitHub
+// are required.
+type Config struct {
+	// Issuer is the broker's public URL: the iss and aud of session tokens.
+	Issuer string
+	// Signer signs session tokens.
+	Signer Signer
+	// Verifier checks session tokens presented in cookies.
+	Verifier Verifier
+	// Store keeps sessions and the token-sealing key.
+	Store Store
+	// GitHub re-reads memberships at renewal.
+	GitHub IdentityReader
+	// AllowedOrgs: a session requires membership of one of them.
+	AllowedOrgs []string
+	// GroupsFormat is "github" (org/team, the default) or "dex" (org:team).
+	GroupsFormat string
+	// CookieName names the SSO cookie. Default "_ghbroker".
+	CookieName string
+	// CookieDomain is the SSO cookie's Domain ("" = issuer host only).
+	CookieDomain string
+	// TTL is the session token's lifetime. Default 1h.
+	TTL time.Duration
+	// MaxAge is the server-side session's lifetime. Default 168h.
+	MaxAge time.Duration
+	// PolicyGroups are the groups some authz rule names. When a user's
+	// groups do not fit the cookie budget, the session token keeps org
+	// entries and these, so every rule still decides correctly.
+	PolicyGroups []string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives session events. Default discards.
+	Logger *slog.Logger
+}
+
+// Manager mints, renews, slides and ends sessions.
+type Manager struct {
+	issuer       string
+	signer       Signer
+	verifier     Verifier
+	store        Store
+	github       IdentityReader
+	allowedOrgs  []string
+	groupsFormat string
+	cookieName   string
+	cookieDomain string
+	secure       bool
+	ttl, maxAge  time.Duration
+	policyGroups []string
+	now          func() time.Time
+	log          *slog.Logger
+	sealer       *sealer
+}
+
+// New checks cfg and loads (or creates) the token-sealing key.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.Issuer == "" || cfg.Signer == nil || cfg.Verifier == nil || cfg.Store == nil || cfg.GitHub == nil {
+		return nil, errors.New("session: Issuer, Signer, Verifier, Store and GitHub are required")
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil || iss.Host == "" {
+		return nil, fmt.Errorf("session: issuer %q is not an absolute URL", cfg.Issuer)
+	}
+	m := &Manager{
+		issuer: cfg.Issuer, signer: cfg.Signer, verifier: cfg.Verifier, store: cfg.Store, github: cfg.GitHub,
+		allowedOrgs: cfg.AllowedOrgs, groupsFormat: cfg.GroupsFormat,
+		cookieName: cfg.CookieName, cookieDomain: cfg.CookieDomain, secure: iss.Scheme == "https",
+		ttl: cfg.TTL, maxAge: cfg.MaxAge, policyGroups: cfg.PolicyGroups, now: cfg.Now, log: cfg.Logger,
+	}
+	if m.cookieName == "" {
+		m.cookieName = "_ghbroker"
+	}
+	if m.groupsFormat == "" {
+		m.groupsFormat = "github"
+	}
+	if m.ttl <= 0 {
+		m.ttl = time.Hour
+	}
+	if m.maxAge <= 0 {
+		m.maxAge = 168 * time.Hour
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.sealer, err = newSealer(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// TTL is the session token's lifetime.
+func (m *Manager) TTL() time.Duration { return m.ttl }
+
+// MaxAge is the server-side session's lifetime.
+func (m *Manager) MaxAge() time.Duration { return m.maxAge }
+
+// CookieName is the SSO cookie's name; other broker cookies derive theirs
+// from it.
+func (m *Manager) CookieName() string { return m.cookieName }
+
+// Current returns the claims of the request's valid session token, or nil.
+func (m *Manager) Current(r *http.Request) *claims.Claims {
+	for _, tok := range sessioncookie.Candidates(r, m.cookieName) {
+		if c, err := m.verifier.Verify(tok, claims.KindSession); err == nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// Renewable returns the server-side session named by the request's
+// renewal cookie, when its secret matches and it has not expired.
+func (m *Manager) Renewable(ctx context.Context, r *http.Request) (store.Session, bool) {
+	c, err := r.Cookie(m.sidCookieName())
+	if err != nil {
+		return store.Session{}, false
+	}
+	id, sec, ok := strings.Cut(c.Value, ".")
+	if !ok || id == "" || sec == "" || len(c.Value) > 200 {
+		return store.Session{}, false
+	}
+	sess, err := m.store.GetSession(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			m.log.Warn("reading session failed", "err", err)
+		}
+		return store.Session{}, false
+	}
+	if !secret.Matches(sess.SecretHash, sec) {
+		return store.Session{}, false
+	}
+	return sess, true
+}
+
+// Get returns a live server-side session.
+func (m *Manager) Get(ctx context.Context, id string) (store.Session, error) {
+	return m.store.GetSession(ctx, id)
+}
+
+// Alive reports whether the server-side session id still exists.
+func (m *Manager) Alive(ctx context.Context, id string) bool {
+	if id == "" {
+		return false
+	}
+	_, err := m.store.GetSession(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		m.log.Warn("reading session failed", "err", err)
+	}
+	return err == nil
+}
+
+// Delete ends a server-side session; failures are logged.
+func (m *Manager) Delete(ctx context.Context, id string) {
+	if err := m.store.DeleteSession(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		m.log.Warn("deleting session failed", "err", err)
+	}
+}
