@@ -1,0 +1,216 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/broker/github"
+	"github.com/ghbroker/ghbroker/broker/session"
+	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/internal/githubfake"
+	"github.com/ghbroker/ghbroker/internal/testclock"
+	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/store"
+	"github.com/ghbroker/ghbroker/store/memory"
+)
+
+const issuer = "https://auth.example.test"
+
+type fixture struct {
+	gh       *githubfake.Server
+	fx       *githubfake.Fixture
+	client   *github.Client
+	store    *memory.Store
+	verifier *authz.Verifier
+	clock    *testclock.Clock
+	m        *session.Manager
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{fx: githubfake.DefaultFixture(), clock: testclock.New(time.Now())}
+	f.gh = githubfake.New(f.fx, githubfake.Options{})
+	srv := httptest.NewServer(f.gh)
+	t.Cleanup(srv.Close)
+	var err error
+	f.client, err = github.New(github.Config{
+		ClientID: f.fx.Apps[0].ClientID, ClientSecret: f.fx.Apps[0].ClientSecret,
+		WebURL: srv.URL, APIURL: srv.URL + "/api/v3", RedirectURL: issuer + "/callback",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store = memory.New(memory.Options{Now: f.clock.Now})
+	km, err := keys.NewManager(context.Background(), f.store, keys.Options{Algorithm: keys.ES256, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.verifier, err = authz.NewVerifier(authz.VerifierOptions{Issuer: issuer, Keys: km, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m, err = session.New(context.Background(), session.Config{
+		Issuer: issuer, Signer: km, Verifier: f.verifier, Store: f.store, GitHub: f.client,
+		AllowedOrgs: []string{"acme"}, CookieDomain: ".example.test", Now: f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// start signs alice in the way /callback does and returns her session.
+func (f *fixture) start(t *testing.T) session.Started {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := f.gh.IssueToken("alice", "read:org", "user:email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.client.FetchIdentity(ctx, tok, f.m.AllowedOrgs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.m.Start(ctx, tok, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestStartSetsCookiesThatCurrentReads: the cookies Start's token and
+// renewal value go into are the ones Current and Renewable read back.
+func TestStartSetsCookiesThatCurrentReads(t *testing.T) {
+	f := newFixture(t)
+	st := f.start(t)
+	rec := httptest.NewRecorder()
+	f.m.SetCookies(rec, httptest.NewRequest(http.MethodGet, issuer+"/", nil), st.Token, st.SID)
+	req := httptest.NewRequest(http.MethodGet, issuer+"/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	c := f.m.Current(req)
+	if c == nil || c.PreferredUsername != "alice" || c.SessionID != st.Session.ID {
+		t.Fatalf("Current = %+v", c)
+	}
+	if sess, ok := f.m.Renewable(context.Background(), req); !ok || sess.ID != st.Session.ID {
+		t.Fatalf("Renewable = %v %v", sess.ID, ok)
+	}
+	f.clock.Advance(2 * time.Hour)
+	if f.m.Current(req) != nil {
+		t.Error("an expired session token is still current")
+	}
+	if _, ok := f.m.Renewable(context.Background(), req); !ok {
+		t.Error("the server-side session should outlive the token")
+	}
+}
+
+// TestReread: the one renewal step follows what GitHub says now.
+func TestReread(t *testing.T) {
+	ctx := context.Background()
+	t.Run("team change", func(t *testing.T) {
+		f := newFixture(t)
+		st := f.start(t)
+		team := ""
+		for _, g := range st.Session.Groups {
+			if len(g) > 5 && g[:5] == "acme/" {
+				team = g
+				break
+			}
+		}
+		if team == "" {
+			t.Fatalf("alice has no acme team: %v", st.Session.Groups)
+		}
+		fx := githubfake.DefaultFixture()
+		for i := range fx.Orgs {
+			for j := range fx.Orgs[i].Teams {
+				if fx.Orgs[i].Login+"/"+fx.Orgs[i].Teams[j].Slug == team {
+					fx.Orgs[i].Teams[j].Members = slices.DeleteFunc(fx.Orgs[i].Teams[j].Members, func(m string) bool { return m == "alice" })
+				}
+			}
+		}
+		f.gh.SetFixture(fx)
+		sess, err := f.m.Reread(ctx, st.Session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(sess.Groups, team) {
+			t.Errorf("groups still have %s: %v", team, sess.Groups)
+		}
+		stored, err := f.store.GetSession(ctx, st.Session.ID)
+		if err != nil || slices.Contains(stored.Groups, team) {
+			t.Errorf("stored session not updated: %v %v", stored.Groups, err)
+		}
+		tok, err := f.m.Mint(sess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.verifier.Verify(tok, claims.KindSession)
+		if err != nil || c.InGroup(team) {
+			t.Errorf("minted token still in %s (%v)", team, err)
+		}
+	})
+	t.Run("left the org", func(t *testing.T) {
+		f := newFixture(t)
+		st := f.start(t)
+		fx := githubfake.DefaultFixture()
+		fx.RemoveMember("acme", "alice")
+		f.gh.SetFixture(fx)
+		_, err := f.m.Reread(ctx, st.Session)
+		var na *session.NotAdmittedError
+		if !errors.As(err, &na) || na.Identity.Login != "alice" {
+			t.Fatalf("err = %v, want NotAdmittedError", err)
+		}
+		if _, err := f.store.GetSession(ctx, st.Session.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("session kept after the user left every allowed org: %v", err)
+		}
+	})
+	t.Run("GitHub token revoked", func(t *testing.T) {
+		f := newFixture(t)
+		st := f.start(t)
+		f.gh.RevokeUser("alice")
+		if _, err := f.m.Reread(ctx, st.Session); !errors.Is(err, session.ErrGitHubToken) {
+			t.Fatalf("err = %v, want ErrGitHubToken", err)
+		}
+		if _, err := f.store.GetSession(ctx, st.Session.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("session kept with a revoked GitHub token: %v", err)
+		}
+	})
+	t.Run("GitHub down", func(t *testing.T) {
+		f := newFixture(t)
+		st := f.start(t)
+		f.gh.SetFaults(githubfake.Faults{ServerError: true})
+		_, err := f.m.Reread(ctx, st.Session)
+		var ge *session.GitHubError
+		if !errors.As(err, &ge) || !github.IsTemporary(err) {
+			t.Fatalf("err = %v, want a temporary GitHubError", err)
+		}
+		if _, err := f.store.GetSession(ctx, st.Session.ID); err != nil {
+			t.Errorf("an outage ended the session: %v", err)
+		}
+	})
+}
+
+// TestStartRefusesOutsiders: Start never creates a session for someone in
+// no allowed org.
+func TestStartRefusesOutsiders(t *testing.T) {
+	f := newFixture(t)
+	tok, err := f.gh.IssueToken("erin", "read:org", "user:email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.client.FetchIdentity(context.Background(), tok, f.m.AllowedOrgs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var na *session.NotAdmittedError
+	if _, err := f.m.Start(context.Background(), tok, id); !errors.As(err, &na) {
+		t.Fatalf("Start for erin: %v", err)
+	}
+}
