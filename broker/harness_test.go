@@ -24,6 +24,8 @@ import (
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
 	"github.com/ghbroker/ghbroker/internal/testclock"
 	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/store"
+	"github.com/ghbroker/ghbroker/store/bolt"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
 
@@ -39,7 +41,7 @@ type world struct {
 	ghSrv    *httptest.Server
 	broker   *broker.Server
 	sessions *session.Manager
-	store    *memory.Store
+	store    store.Store
 	keys     *keys.Manager
 	verifier *authz.Verifier
 	clock    *testclock.Clock
@@ -53,6 +55,8 @@ type worldOptions struct {
 	// clients, when set, registers OIDC relying parties (it gets the world
 	// so that redirect URIs can use its port).
 	clients func(w *world) []brokeroidc.Client
+	// boltPath, when set, keeps the store in a bbolt file there.
+	boltPath string
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -76,8 +80,17 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	w.ghSrv = httptest.NewServer(w.gh)
 	t.Cleanup(w.ghSrv.Close)
 
-	w.store = memory.New(memory.Options{Now: w.clock.Now})
 	var err error
+	if o.boltPath != "" {
+		bs, err := bolt.Open(o.boltPath, bolt.Options{Now: w.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { bs.Close() })
+		w.store = bs
+	} else {
+		w.store = memory.New(memory.Options{Now: w.clock.Now})
+	}
 	w.keys, err = keys.NewManager(context.Background(), w.store, keys.Options{Now: w.clock.Now})
 	if err != nil {
 		t.Fatal(err)

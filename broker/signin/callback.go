@@ -1,14 +1,12 @@
 package signin
 
 import (
-	"crypto/subtle"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/ghbroker/ghbroker/broker/github"
 	"github.com/ghbroker/ghbroker/broker/internal/page"
-	"github.com/ghbroker/ghbroker/broker/internal/secret"
-	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/web"
 )
 
@@ -19,22 +17,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	state := q.Get("state")
-	if state == "" || len(state) > 256 {
+	if len(state) < stateIDLen || len(state) > 256 || strings.Trim(state, base64URL) != "" {
 		h.pages.BadSignIn(w, r, "The sign-in answer from GitHub had no valid state.")
 		return
 	}
-	ls, err := h.store.TakeLoginState(ctx, secret.Hash(state))
-	if errors.Is(err, store.ErrNotFound) {
-		h.pages.BadSignIn(w, r, "This sign-in has expired or was already used.")
-		return
-	}
+	ls, err := h.takePending(w, r, state)
 	if err != nil {
-		h.pages.Internal(w, r, "reading the sign-in state", err)
-		return
-	}
-	bind, err := r.Cookie(h.bindCookieName())
-	if err != nil || subtle.ConstantTimeCompare([]byte(secret.Hash(bind.Value)), []byte(ls.BrowserHash)) != 1 {
-		h.pages.BadSignIn(w, r, "This sign-in was started in another browser.")
+		h.pages.BadSignIn(w, r, "This sign-in has expired or was already used, or it was started in another browser.")
 		return
 	}
 	if e := q.Get("error"); e != "" {
@@ -77,6 +66,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, ls.RedirectTo, http.StatusFound)
 }
+
+// base64URL are the characters of our states.
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 // githubRefused answers an error GitHub redirected back with.
 func (h *Handler) githubRefused(w http.ResponseWriter, r *http.Request, code string) {

@@ -14,10 +14,6 @@ import (
 // loginStateTTL is how long a GitHub round trip may take.
 const loginStateTTL = 10 * time.Minute
 
-// bindCookieName binds a pending GitHub round trip to the browser that
-// began it.
-func (h *Handler) bindCookieName() string { return h.sessions.CookieName() + "_login" }
-
 // login starts gateway SSO: /login?rd=URL. A valid session goes straight
 // back to rd; an expired session token with a live server-side session is
 // renewed silently (memberships re-read from GitHub); anything else goes to
@@ -41,33 +37,23 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	h.startGitHub(w, r, target, q.Get("login_hint"))
 }
 
-// startGitHub records a single-use, browser-bound state and sends the
-// browser to GitHub's authorize endpoint.
+// startGitHub seals a single-use state, the PKCE verifier and the return
+// address into a cookie of this browser and sends it to GitHub's authorize
+// endpoint. Nothing is written to the store.
 func (h *Handler) startGitHub(w http.ResponseWriter, r *http.Request, target, loginHint string) {
-	binding := ""
-	if c, err := r.Cookie(h.bindCookieName()); err == nil && len(c.Value) == 43 {
-		binding = c.Value // keep one binding across tabs
-	} else {
-		binding = secret.Random(32)
+	p := pendingSignIn{
+		State: secret.Random(32), Verifier: secret.Random(32), RedirectTo: target,
+		Expires: h.now().Add(loginStateTTL).Unix(),
 	}
-	state, verifier := secret.Random(32), secret.Random(32)
-	err := h.store.CreateLoginState(r.Context(), store.LoginState{
-		ID:          secret.Hash(state),
-		BrowserHash: secret.Hash(binding),
-		Verifier:    verifier,
-		RedirectTo:  target,
-		Expires:     h.now().Add(loginStateTTL),
-	})
-	if err != nil {
-		h.pages.Internal(w, r, "storing the sign-in state", err)
+	if err := h.savePending(w, r, p); err != nil {
+		h.pages.Internal(w, r, "starting the sign-in", err)
 		return
 	}
-	http.SetCookie(w, h.sessions.HostCookie(h.bindCookieName(), binding, loginStateTTL))
 	if !validLogin(loginHint) {
 		loginHint = ""
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, h.github.AuthCodeURL(state, verifier, loginHint), http.StatusFound)
+	http.Redirect(w, r, h.github.AuthCodeURL(p.State, p.Verifier, loginHint), http.StatusFound)
 }
 
 // renew re-reads the user's memberships with the stored GitHub token and

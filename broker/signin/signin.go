@@ -42,8 +42,9 @@ type Config struct {
 	Issuer string
 	// Sessions mints, renews and ends sessions.
 	Sessions *session.Manager
-	// Store keeps pending GitHub round trips.
-	Store store.LoginStateStore
+	// Store keeps the rotating key that seals pending sign-ins into their
+	// cookies (nothing else of a sign-in is stored before /callback).
+	Store store.SecretStore
 	// GitHub is the upstream identity provider.
 	GitHub GitHub
 	// AllowedRedirectDomains: where rd may point (".example.com" or a host).
@@ -61,7 +62,8 @@ type Config struct {
 type Handler struct {
 	issuer     string
 	sessions   *session.Manager
-	store      store.LoginStateStore
+	states     *stateSealer
+	secure     bool
 	github     GitHub
 	redirects  *redirects
 	endSession EndSession
@@ -80,7 +82,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		issuer: cfg.Issuer, sessions: cfg.Sessions, store: cfg.Store, github: cfg.GitHub, redirects: rd,
+		issuer: cfg.Issuer, sessions: cfg.Sessions, states: newStateSealer(cfg.Store), secure: page.SecureIssuer(cfg.Issuer), github: cfg.GitHub, redirects: rd,
 		endSession: cfg.EndSession, now: cfg.Now, log: cfg.Logger,
 	}
 	if h.now == nil {
