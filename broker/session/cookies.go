@@ -2,14 +2,22 @@ package session
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
 )
 
 // sidCookieName carries "id.secret" for silent renewal: host-only on the
-// issuer, never sent to other services.
-func (m *Manager) sidCookieName() string { return m.cookieName + "_sid" }
+// issuer, never sent to other services. On an https issuer its name has
+// the __Host- prefix, so that no sibling subdomain can plant or shadow it
+// (RFC 6265bis §4.1.3.2).
+func (m *Manager) sidCookieName() string {
+	if m.secure {
+		return "__Host-" + strings.TrimPrefix(m.cookieName, "_") + "_sid"
+	}
+	return m.cookieName + "_sid"
+}
 
 func (m *Manager) ssoAttrs(maxAge time.Duration) sessioncookie.Attrs {
 	return sessioncookie.Attrs{Domain: m.cookieDomain, Secure: m.secure, MaxAge: int(maxAge.Seconds())}

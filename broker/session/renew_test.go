@@ -214,3 +214,26 @@ func TestStartRefusesOutsiders(t *testing.T) {
 		t.Fatalf("Start for erin: %v", err)
 	}
 }
+
+// TestHostOnlyCookiesOnHTTPS: on an https issuer the renewal cookie is a
+// __Host- cookie (Secure, Path=/, no Domain), so a sibling subdomain
+// cannot plant one.
+func TestHostOnlyCookiesOnHTTPS(t *testing.T) {
+	f := newFixture(t)
+	st := f.start(t)
+	rec := httptest.NewRecorder()
+	f.m.SetCookies(rec, httptest.NewRequest(http.MethodGet, issuer+"/", nil), st.Token, st.SID)
+	var found bool
+	for _, c := range rec.Result().Cookies() {
+		if c.Value != st.SID {
+			continue
+		}
+		found = true
+		if c.Name != "__Host-ghbroker_sid" || !c.Secure || c.Path != "/" || c.Domain != "" {
+			t.Errorf("renewal cookie %+v", c)
+		}
+	}
+	if !found {
+		t.Fatal("no renewal cookie")
+	}
+}
