@@ -63,7 +63,7 @@ func (p *Provider) discoveryDocument() discoveryDoc {
 		d.GrantTypesSupported = []string{"authorization_code", "refresh_token"}
 		d.TokenEndpointAuthMethodsSupported = auth
 		d.RevocationEndpointAuthMethodsSupported = auth
-		d.IntrospectionEndpointAuthMethodsSupported = auth
+		d.IntrospectionEndpointAuthMethodsSupported = []string{"client_secret_basic", "client_secret_post"}
 		d.CodeChallengeMethodsSupported = []string{"S256"}
 		d.PromptValuesSupported = []string{"none", "login", "consent", "select_account"}
 		d.AuthorizationResponseISSParameterSupport = true

@@ -32,11 +32,17 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// introspect is the RFC 7662 introspection endpoint for authenticated
-// clients. Anything not live is exactly {"active":false}.
+// introspect is the RFC 7662 introspection endpoint. It needs client
+// authentication (RFC 7662 §2.1): a public client, which has no secret, is
+// refused, and a client learns only about tokens issued to it. Anything
+// else — not live, or another client's — is exactly {"active":false}.
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	form, c, ok := p.clientRequest(w, r)
 	if !ok {
+		return
+	}
+	if c.Public {
+		p.writeOAuthError(w, r, errInvalidClient("introspection needs client authentication; public clients have no secret", false))
 		return
 	}
 	inactive := map[string]bool{"active": false}
@@ -59,7 +65,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, err := p.verifier.Verify(tok, claims.KindAccess)
-	if err != nil || !p.sessions.Alive(r.Context(), at.SessionID) {
+	if err != nil || at.ClientID != c.ID || !p.sessions.Alive(r.Context(), at.SessionID) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
