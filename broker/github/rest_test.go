@@ -185,7 +185,7 @@ func TestGetErrors(t *testing.T) {
 }
 
 // cmpErrors compares the sentinel in an error's Err field by identity.
-var cmpErrors = cmp.Comparer(func(a, b error) bool { return a == b })
+var cmpErrors = cmp.Options{cmp.Comparer(func(a, b error) bool { return a == b }), cmp.AllowUnexported(APIError{})}
 
 // deref returns the struct behind one of the package's typed errors, so cmp
 // compares fields rather than stopping at the error interface.
