@@ -99,6 +99,7 @@ func (c *Client) trustedSSOURL(raw string) string {
 		!strings.EqualFold(u.Host, c.web.Host) {
 		return ""
 	}
+	u.Host = strings.ToLower(u.Host)
 	return u.String()
 }
 

@@ -2,6 +2,7 @@ package github
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -61,8 +62,11 @@ func FuzzParseSSOHeader(f *testing.F) {
 		if len(h.url) > maxSSOURLLen || len(h.partialOrgIDs) > maxSSOOrgIDs {
 			t.Fatalf("parseSSOHeader(%q) = %+v: over its bounds", v, h)
 		}
-		if u := c.trustedSSOURL(h.url); u != "" && !strings.HasPrefix(u, "https://github.com/") {
-			t.Fatalf("trustedSSOURL(%q) = %q, off the web host", h.url, u)
+		if u := c.trustedSSOURL(h.url); u != "" {
+			p, err := url.Parse(u)
+			if err != nil || p.Scheme != "https" || p.Host != "github.com" || p.User != nil {
+				t.Fatalf("trustedSSOURL(%q) = %q, off the web host", h.url, u)
+			}
 		}
 	})
 }
@@ -72,7 +76,7 @@ func TestTrustedSSOURL(t *testing.T) {
 		web, raw, want string
 	}{
 		{"https://github.com", "https://github.com/orgs/acme/sso?authorization_request=x", "https://github.com/orgs/acme/sso?authorization_request=x"},
-		{"https://github.com", "https://GitHub.com/orgs/acme/sso", "https://GitHub.com/orgs/acme/sso"},
+		{"https://github.com", "https://GitHub.com/orgs/acme/sso", "https://github.com/orgs/acme/sso"},
 		{"https://github.com", "http://github.com/orgs/acme/sso", ""},
 		{"https://github.com", "https://evil.example/orgs/acme/sso", ""},
 		{"https://github.com", "https://github.com.evil.example/orgs/acme/sso", ""},
