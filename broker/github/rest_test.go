@@ -15,8 +15,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestGetHeaders checks the request GitHub's REST API expects (contracts.md
-// §C.2), on a GHES base where paths live under /api/v3.
+// TestGetHeaders checks the request GitHub's REST API expects (Accept:
+// application/vnd.github+json, X-GitHub-Api-Version, a User-Agent, without
+// which GitHub refuses the request), on a GHES base where paths live under
+// /api/v3.
 func TestGetHeaders(t *testing.T) {
 	var got http.Header
 	var gotPath string
