@@ -12,7 +12,6 @@ import (
 
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/claims"
-	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
@@ -36,8 +35,8 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 		b.Fatal(err)
 	}
 	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km})
-	p, _ := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
-		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}}}})
+	p, _ := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
+		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}}}})
 	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
 	if err != nil {
 		b.Fatal(err)
@@ -68,8 +67,8 @@ func BenchmarkHTTPCheckDistinctTokens(b *testing.B) {
 		b.Fatal(err)
 	}
 	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km, CacheSize: 64})
-	p, _ := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
-		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}}}})
+	p, _ := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
+		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}}}})
 	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
 	if err != nil {
 		b.Fatal(err)

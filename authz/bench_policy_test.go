@@ -5,31 +5,30 @@ import (
 	"testing"
 
 	"github.com/ghbroker/ghbroker/claims"
-	"github.com/ghbroker/ghbroker/internal/config"
 )
 
 // benchPolicy has n rules: most name one exact host with two team groups
 // and an /admin path rule beside them, one in ten is a wildcard.
 func benchPolicy(b *testing.B, n int) *Policy {
 	b.Helper()
-	cfg := config.Policy{Default: "deny"}
+	cfg := PolicyConfig{Default: "deny"}
 	for i := range n {
 		switch {
 		case i%10 == 9:
-			cfg.Rules = append(cfg.Rules, config.Rule{
+			cfg.Rules = append(cfg.Rules, RuleConfig{
 				Hosts: []string{fmt.Sprintf("*.team%d.example.com", i)},
-				Allow: config.Allow{Groups: []string{fmt.Sprintf("acme/team-%d", i)}},
+				Allow: AllowConfig{Groups: []string{fmt.Sprintf("acme/team-%d", i)}},
 			})
 		case i%2 == 1:
-			cfg.Rules = append(cfg.Rules, config.Rule{
+			cfg.Rules = append(cfg.Rules, RuleConfig{
 				Hosts: []string{fmt.Sprintf("svc%d.example.com", i-1)},
 				Paths: []string{"/admin", "/api/v1/admin"},
-				Allow: config.Allow{Users: []string{"root"}, Groups: []string{fmt.Sprintf("acme/admins-%d", i)}},
+				Allow: AllowConfig{Users: []string{"root"}, Groups: []string{fmt.Sprintf("acme/admins-%d", i)}},
 			})
 		default:
-			cfg.Rules = append(cfg.Rules, config.Rule{
+			cfg.Rules = append(cfg.Rules, RuleConfig{
 				Hosts: []string{fmt.Sprintf("svc%d.example.com", i)},
-				Allow: config.Allow{Groups: []string{fmt.Sprintf("acme/team-%d", i), "acme/sre"}},
+				Allow: AllowConfig{Groups: []string{fmt.Sprintf("acme/team-%d", i), "acme/sre"}},
 			})
 		}
 	}

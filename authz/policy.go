@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/ghbroker/ghbroker/claims"
-	"github.com/ghbroker/ghbroker/internal/config"
 )
 
 // Policy is the compiled per-host access policy (SPEC §3 "policy", §6). It
@@ -145,40 +144,43 @@ const (
 	descBadPath       = "a well-formed request path"
 )
 
-// CompilePolicy turns the policy section of the configuration into lookup
-// tables. It checks what Evaluate relies on (hosts, paths, a known default)
-// even though the configuration loader has validated the file, so that a
-// policy built in code cannot be silently wrong.
-func CompilePolicy(p config.Policy) (*Policy, error) {
+// CompilePolicy checks a policy and turns it into lookup tables. It is
+// the policy's one validator: the configuration loader reports its errors
+// with file and line, and serving calls it again on the same data. Every
+// mistake is reported; the error is an errors.Join of one error per
+// mistake, each a *RuleError or, for the default, one wrapping
+// ErrUnknownDefault.
+func CompilePolicy(p PolicyConfig) (*Policy, error) {
 	cp := &Policy{
 		exact:    map[string]*hostRules{},
 		wildcard: map[string]*hostRules{},
 		badPath:  &rule{prefix: "", desc: descBadPath},
 	}
+	var errs []error
 	switch p.Default {
 	case "", "deny":
 		cp.fallback = &rule{desc: descDefaultDeny}
 	case "authenticated":
 		cp.fallback = &rule{authenticated: true, desc: descAuthenticated}
 	default:
-		return nil, fmt.Errorf("authz: policy: default must be \"deny\" or \"authenticated\", not %q", p.Default)
+		errs = append(errs, fmt.Errorf("authz: policy: default %w, not %q", ErrUnknownDefault, p.Default))
 	}
-	var errs []error
 	for i, r := range p.Rules {
-		rules, err := compileRule(r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("authz: policy: rules[%d]: %w", i, err))
+		if re := checkRule(i, r); len(re) > 0 {
+			errs = append(errs, re...)
 			continue
 		}
+		rules := compileRule(r)
 		for _, h := range r.Hosts {
-			m, key := cp.exact, asciiLower(h)
-			if suffix, ok := strings.CutPrefix(key, "*."); ok {
-				m, key = cp.wildcard, suffix
+			hp, _ := ParseHostPattern(h) // checked by checkRule
+			m := cp.exact
+			if hp.Wildcard {
+				m = cp.wildcard
 			}
-			hr := m[key]
+			hr := m[hp.Domain]
 			if hr == nil {
 				hr = &hostRules{}
-				m[key] = hr
+				m[hp.Domain] = hr
 			}
 			hr.rules = append(hr.rules, rules...)
 		}
@@ -196,24 +198,10 @@ func CompilePolicy(p config.Policy) (*Policy, error) {
 	return cp, nil
 }
 
-// compileRule compiles one configuration rule into one rule per path.
-func compileRule(r config.Rule) ([]*rule, error) {
-	if len(r.Hosts) == 0 {
-		return nil, errors.New("names no hosts")
-	}
-	for _, h := range r.Hosts {
-		if !validHostPattern(h) {
-			return nil, fmt.Errorf("host %q is not a host name or \"*.\" followed by a domain", h)
-		}
-	}
+// compileRule compiles one checked configuration rule into one rule per
+// path.
+func compileRule(r RuleConfig) []*rule {
 	a := r.Allow
-	hasAllow := len(a.Groups) > 0 || len(a.Users) > 0 || a.Authenticated
-	switch {
-	case r.Public && hasAllow:
-		return nil, errors.New("is public and also has allow")
-	case !r.Public && !hasAllow:
-		return nil, errors.New("lets nobody in: it needs allow or public")
-	}
 	base := rule{
 		public:        r.Public,
 		authenticated: a.Authenticated,
@@ -223,17 +211,11 @@ func compileRule(r config.Rule) ([]*rule, error) {
 	}
 	if len(r.Paths) == 0 {
 		ru := base
-		return []*rule{&ru}, nil
+		return []*rule{&ru}
 	}
 	out := make([]*rule, 0, len(r.Paths))
 	for _, p := range r.Paths {
-		if !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("path %q does not start with /", p)
-		}
-		np, ok := normalizePath(p)
-		if !ok {
-			return nil, fmt.Errorf("path %q is not a valid path", p)
-		}
+		np, _ := normalizePath(p) // checked by checkRule
 		ru := base
 		ru.prefix = strings.TrimSuffix(np, "/")
 		if ru.prefix == "" {
@@ -241,11 +223,11 @@ func compileRule(r config.Rule) ([]*rule, error) {
 		}
 		out = append(out, &ru)
 	}
-	return out, nil
+	return out
 }
 
 // describe says in words what a rule requires.
-func describe(r config.Rule) string {
+func describe(r RuleConfig) string {
 	switch {
 	case r.Public:
 		return descPublic
@@ -267,21 +249,6 @@ func joinOr(s []string) string {
 		return strings.Join(s, "")
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
-}
-
-// validHostPattern accepts a host name or "*." followed by one, made of
-// letters, digits, dots and hyphens, with no empty label.
-func validHostPattern(h string) bool {
-	h = strings.TrimPrefix(h, "*.")
-	if h == "" || len(h) > maxHostLen || !validHostChars(h) {
-		return false
-	}
-	for label := range strings.SplitSeq(h, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-	}
-	return true
 }
 
 // Evaluate decides whether the holder of c may make request r. c == nil
@@ -403,7 +370,7 @@ func (e *Extensions) admits(c *claims.Claims) bool {
 // describe says what the host requires once narrowed by e. It allocates,
 // but only on a refusal.
 func (e *Extensions) describe(ru *rule) string {
-	r := config.Rule{Allow: config.Allow{Groups: e.AllowGroups, Users: e.AllowUsers}}
+	r := RuleConfig{Allow: AllowConfig{Groups: e.AllowGroups, Users: e.AllowUsers}}
 	if ru.public {
 		return describe(r) + " (for this route)"
 	}

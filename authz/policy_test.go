@@ -6,28 +6,27 @@ import (
 	"testing"
 
 	"github.com/ghbroker/ghbroker/claims"
-	"github.com/ghbroker/ghbroker/internal/config"
 )
 
 // testPolicyConfig is the policy most tests in this package run against.
-func testPolicyConfig() config.Policy {
-	return config.Policy{Default: "deny", Rules: []config.Rule{
-		{Hosts: []string{"grafana.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre", "acme/dev"}}},
-		{Hosts: []string{"*.tools.example.com"}, Allow: config.Allow{Groups: []string{"acme"}}},
-		{Hosts: []string{"kibana.example.com"}, Paths: []string{"/admin"}, Allow: config.Allow{Groups: []string{"acme/admins"}, Users: []string{"alice"}}},
-		{Hosts: []string{"kibana.example.com"}, Allow: config.Allow{Authenticated: true}},
+func testPolicyConfig() PolicyConfig {
+	return PolicyConfig{Default: "deny", Rules: []RuleConfig{
+		{Hosts: []string{"grafana.example.com"}, Allow: AllowConfig{Groups: []string{"acme/sre", "acme/dev"}}},
+		{Hosts: []string{"*.tools.example.com"}, Allow: AllowConfig{Groups: []string{"acme"}}},
+		{Hosts: []string{"kibana.example.com"}, Paths: []string{"/admin"}, Allow: AllowConfig{Groups: []string{"acme/admins"}, Users: []string{"alice"}}},
+		{Hosts: []string{"kibana.example.com"}, Allow: AllowConfig{Authenticated: true}},
 		{Hosts: []string{"status.example.com"}, Public: true},
-		{Hosts: []string{"*.example.com"}, Allow: config.Allow{Groups: []string{"acme/all"}}},
-		{Hosts: []string{"*.b.example.com"}, Allow: config.Allow{Users: []string{"bob"}}},
+		{Hosts: []string{"*.example.com"}, Allow: AllowConfig{Groups: []string{"acme/all"}}},
+		{Hosts: []string{"*.b.example.com"}, Allow: AllowConfig{Users: []string{"bob"}}},
 		{Hosts: []string{"docs.example.com"}, Paths: []string{"/public/"}, Public: true},
-		{Hosts: []string{"docs.example.com"}, Paths: []string{"/public/secret"}, Allow: config.Allow{Groups: []string{"acme/sre"}}},
-		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1"}, Allow: config.Allow{Users: []string{"carol"}}},
-		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1/admin"}, Allow: config.Allow{Users: []string{"alice"}}},
-		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1/admin"}, Allow: config.Allow{Users: []string{"bob"}}},
+		{Hosts: []string{"docs.example.com"}, Paths: []string{"/public/secret"}, Allow: AllowConfig{Groups: []string{"acme/sre"}}},
+		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1"}, Allow: AllowConfig{Users: []string{"carol"}}},
+		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1/admin"}, Allow: AllowConfig{Users: []string{"alice"}}},
+		{Hosts: []string{"api.example.com"}, Paths: []string{"/v1/admin"}, Allow: AllowConfig{Users: []string{"bob"}}},
 	}}
 }
 
-func mustPolicy(t testing.TB, p config.Policy) *Policy {
+func mustPolicy(t testing.TB, p PolicyConfig) *Policy {
 	t.Helper()
 	cp, err := CompilePolicy(p)
 	if err != nil {
@@ -204,38 +203,10 @@ func TestPolicyKnowsHost(t *testing.T) {
 	}
 }
 
-func TestCompilePolicyErrors(t *testing.T) {
-	ok := config.Allow{Authenticated: true}
-	tests := []struct {
-		name string
-		p    config.Policy
-		want string
-	}{
-		{"unknown default", config.Policy{Default: "allow"}, `default must be "deny" or "authenticated"`},
-		{"no hosts", config.Policy{Rules: []config.Rule{{Allow: ok}}}, "rules[0]: names no hosts"},
-		{"bad host", config.Policy{Rules: []config.Rule{{Hosts: []string{"exa mple.com"}, Allow: ok}}}, `host "exa mple.com"`},
-		{"bare wildcard", config.Policy{Rules: []config.Rule{{Hosts: []string{"*."}, Allow: ok}}}, `host "*."`},
-		{"inner wildcard", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.*.com"}, Allow: ok}}}, `host "a.*.com"`},
-		{"empty label", config.Policy{Rules: []config.Rule{{Hosts: []string{"a..com"}, Allow: ok}}}, `host "a..com"`},
-		{"relative path", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}, Paths: []string{"admin"}, Allow: ok}}}, `path "admin"`},
-		{"undecodable path", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}, Paths: []string{"/%zz"}, Allow: ok}}}, `path "/%zz"`},
-		{"public and allow", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}, Public: true, Allow: ok}}}, "public and also has allow"},
-		{"nobody", config.Policy{Rules: []config.Rule{{Hosts: []string{"a.com"}}, {Hosts: []string{"b.com"}}}}, "rules[1]: lets nobody in"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := CompilePolicy(tt.p)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("CompilePolicy error = %v, want one containing %q", err, tt.want)
-			}
-		})
-	}
-}
-
 func TestPolicyRootPathRule(t *testing.T) {
-	p := mustPolicy(t, config.Policy{Rules: []config.Rule{
-		{Hosts: []string{"a.example.com"}, Allow: config.Allow{Users: []string{"alice"}}},
-		{Hosts: []string{"a.example.com"}, Paths: []string{"/"}, Allow: config.Allow{Users: []string{"bob"}}},
+	p := mustPolicy(t, PolicyConfig{Rules: []RuleConfig{
+		{Hosts: []string{"a.example.com"}, Allow: AllowConfig{Users: []string{"alice"}}},
+		{Hosts: []string{"a.example.com"}, Paths: []string{"/"}, Allow: AllowConfig{Users: []string{"bob"}}},
 	}})
 	// "/" covers every path and is longer than no path at all.
 	for _, path := range []string{"/", "/x", "/x/y"} {
@@ -305,8 +276,8 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 // ExamplePolicy_Evaluate shows a policy compiled from configuration and
 // one decision.
 func ExamplePolicy_Evaluate() {
-	p, err := CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
-		{Hosts: []string{"grafana.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre", "acme/dev"}}},
+	p, err := CompilePolicy(PolicyConfig{Default: "deny", Rules: []RuleConfig{
+		{Hosts: []string{"grafana.example.com"}, Allow: AllowConfig{Groups: []string{"acme/sre", "acme/dev"}}},
 		{Hosts: []string{"status.example.com"}, Public: true},
 	}})
 	if err != nil {

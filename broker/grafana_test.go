@@ -14,17 +14,17 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// readmeGrafanaSetting returns a setting of the [auth.generic_oauth] block
-// the README documents, so the test evaluates exactly what users copy.
-func readmeGrafanaSetting(t *testing.T, key string) string {
+// docGrafanaSetting returns a setting of the [auth.generic_oauth] block
+// docs/grafana.md documents, so the test evaluates exactly what users copy.
+func docGrafanaSetting(t *testing.T, key string) string {
 	t.Helper()
-	raw, err := os.ReadFile("../README.md")
+	raw, err := os.ReadFile("../docs/grafana.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + ` = (.+)$`).FindSubmatch(raw)
 	if m == nil {
-		t.Fatalf("README has no %q in its [auth.generic_oauth] block", key)
+		t.Fatalf("docs/grafana.md has no %q in its [auth.generic_oauth] block", key)
 	}
 	return strings.TrimSpace(string(m[1]))
 }
@@ -69,13 +69,13 @@ func grafanaUserInfo(t *testing.T, w *world, tok *oauth2.Token) map[string]any {
 }
 
 // TestGrafanaGenericOAuth reproduces Grafana's generic OAuth login for three
-// fixture users, with both auth styles, and evaluates the README's
+// fixture users, with both auth styles, and evaluates docs/grafana.md's
 // role_attribute_path with the JMESPath implementation Grafana uses.
 func TestGrafanaGenericOAuth(t *testing.T) {
-	rolePath := readmeGrafanaSetting(t, "role_attribute_path")
-	loginPath := readmeGrafanaSetting(t, "login_attribute_path")
-	groupsPath := readmeGrafanaSetting(t, "groups_attribute_path")
-	scopes := strings.Fields(readmeGrafanaSetting(t, "scopes"))
+	rolePath := docGrafanaSetting(t, "role_attribute_path")
+	loginPath := docGrafanaSetting(t, "login_attribute_path")
+	groupsPath := docGrafanaSetting(t, "groups_attribute_path")
+	scopes := strings.Fields(docGrafanaSetting(t, "scopes"))
 	w := oidcWorld(t)
 	for _, tc := range []struct {
 		login string

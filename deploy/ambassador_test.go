@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/internal/config"
 )
 
@@ -55,7 +56,7 @@ func hostPatternMatches(pattern, host string) bool {
 }
 
 // policyRuleFor returns the first policy rule naming host.
-func policyRuleFor(cfg *config.Config, host string) *config.Rule {
+func policyRuleFor(cfg *config.Config, host string) *authz.RuleConfig {
 	for i, r := range cfg.Policy.Rules {
 		for _, h := range r.Hosts {
 			if hostPatternMatches(h, host) {

@@ -55,7 +55,8 @@ var builtinKinds = map[string]func() any{
 	"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return &rbacv1.ClusterRoleBinding{} },
 }
 
-// crdGroups are the API groups validated against ../shared/schemas.
+// crdGroups are the API groups validated against the CRD schemas in
+// testdata/schemas.
 var crdGroups = []string{"getambassador.io", "cert-manager.io"}
 
 // object is one manifest document.
@@ -99,8 +100,9 @@ type rendered struct {
 // repoRoot is the repository root: tests run in deploy/.
 const repoRoot = ".."
 
-// sharedSchemas is ../shared/schemas beside the clone.
-func sharedSchemas() string { return filepath.Join(repoRoot, "..", "shared", "schemas") }
+// schemaDir holds the upstream CRDs the custom resources are validated
+// against; its README.md names each file's source and version.
+const schemaDir = "testdata/schemas"
 
 // findKustomizations lists every directory under deploy/ holding a
 // kustomization, relative to deploy/.

@@ -15,14 +15,14 @@ import (
 )
 
 // crdSchemas compiles the openAPIV3Schema of every version of every CRD in
-// ../shared/schemas, keyed by "group/version/Kind".
+// testdata/schemas, keyed by "group/version/Kind".
 var crdSchemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
-	files, err := filepath.Glob(filepath.Join(sharedSchemas(), "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(schemaDir, "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no CRD schemas in %s: the tests need ../shared/schemas beside the repository", sharedSchemas())
+		return nil, fmt.Errorf("no CRD schemas in %s", schemaDir)
 	}
 	out := map[string]*jsonschema.Schema{}
 	for _, f := range files {
@@ -145,7 +145,7 @@ func validateCR(o *object) error {
 	group, version, _ := strings.Cut(o.APIVersion, "/")
 	sch := schemas[group+"/"+version+"/"+o.Kind]
 	if sch == nil {
-		return fmt.Errorf("%s: no CRD schema for %s %s in %s", o, o.APIVersion, o.Kind, sharedSchemas())
+		return fmt.Errorf("%s: no CRD schema for %s %s in %s", o, o.APIVersion, o.Kind, schemaDir)
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(o.JSON))
 	if err != nil {

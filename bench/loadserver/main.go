@@ -28,7 +28,6 @@ import (
 
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/claims"
-	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
@@ -99,8 +98,8 @@ func check(dir string, distinct, cacheSize int) http.Handler {
 	if err != nil {
 		log.Fatal(err)
 	}
-	policy, err := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
-		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}},
+	policy, err := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
+		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}},
 	}})
 	if err != nil {
 		log.Fatal(err)

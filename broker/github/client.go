@@ -40,7 +40,8 @@ const (
 )
 
 // apiVersion is the REST API version the response shapes were written
-// against (contracts.md §C.2).
+// against, sent as X-GitHub-Api-Version
+// (https://docs.github.com/rest/about-the-rest-api/api-versions).
 const apiVersion = "2022-11-28"
 
 // Config is the data [New] turns into a [Client].
@@ -176,7 +177,8 @@ const maxRedirects = 10
 // scheme, host and port of the original request is not followed (the 3xx
 // comes back as the response), because net/http keeps the Authorization
 // header for another port or scheme of the same host. Other redirects —
-// GitHub uses them for renamed resources (contracts.md §C.3) — are left to
+// GitHub answers 301 or 307 for renamed or moved resources and tells
+// clients to follow them — are left to
 // next, or to the default limit of 10.
 func sameOriginRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {

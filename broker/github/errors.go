@@ -27,6 +27,10 @@ var (
 	// ErrTooManyPages means a list had more pages than Config.MaxPages, or
 	// its Link header looped.
 	ErrTooManyPages = errors.New("github: too many pages")
+	// ErrSSORequired means GitHub answered 403 with "X-GitHub-SSO:
+	// required": the organization enforces SAML single sign-on and the
+	// token is not authorized for it (see [SSOOrg]).
+	ErrSSORequired = errors.New("github: organization requires SAML SSO authorization")
 )
 
 // maxMessageLen bounds the GitHub message copied into an error.
@@ -46,9 +50,13 @@ type APIError struct {
 	// Path is the request path (no host, no query), e.g. /api/v3/user.
 	Path string
 	// Err is the sentinel this error matches (ErrBadCredentials,
-	// ErrNotFound, ErrBodyTooLarge, ErrMalformedResponse,
+	// ErrNotFound, ErrSSORequired, ErrBodyTooLarge, ErrMalformedResponse,
 	// ErrUnsafeNextLink, ErrTooManyPages), or nil.
 	Err error
+
+	// ssoURL is the unchecked url of an ErrSSORequired answer's
+	// X-GitHub-SSO header, or "".
+	ssoURL string
 }
 
 // Error describes the failed request.
@@ -170,7 +178,7 @@ func RetryAfter(err error) time.Duration {
 // data access to third-parties is limited. …" with documentation_url
 // https://docs.github.com/articles/restricting-access-to-your-organization-s-data/
 // (docs: organizations/managing-oauth-access-to-your-organizations-data/
-// about-oauth-app-access-restrictions; contracts.md §C.2). Matching GitHub's
+// about-oauth-app-access-restrictions). Matching GitHub's
 // documented text is the protocol here; this is the one place that does it.
 func isOAuthAppRestricted(status int, message, documentationURL string) bool {
 	return status == 403 &&

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Formats of the groups claim (github.groups_format, SPEC §5).
+// Formats of the groups claim (github.groups_format).
 const (
 	// GroupsFormatGitHub writes teams as "org/team-slug", GitHub's own
 	// notation (CODEOWNERS). It is the default.

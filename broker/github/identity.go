@@ -35,6 +35,13 @@ type Identity struct {
 	// but GitHub will not say until an owner approves the app (see
 	// [Client.OrgApprovalURL]). Spelled as in the allowed list, sorted.
 	RestrictedOrgs []string
+	// SSORequired are organizations that enforce SAML single sign-on and
+	// refused to show this token the user's membership (or their part of
+	// a list): the user may be a member, but must authorize the token for
+	// the organization first, at SSOOrg.URL when GitHub gave a safe one.
+	// Sorted by Org, one entry per organization. Such an organization is
+	// in neither Orgs nor RestrictedOrgs, and its teams are missing.
+	SSORequired []SSOOrg
 }
 
 // Team is one team membership.
@@ -47,7 +54,8 @@ type Team struct {
 	Parent string
 }
 
-// Wire shapes (contracts.md §C.2); only the fields the broker reads.
+// Wire shapes of REST API version 2022-11-28; only the fields the broker
+// reads.
 type (
 	apiUser struct {
 		ID        int64  `json:"id"`
@@ -92,7 +100,11 @@ const fetchConcurrency = 8
 // organizations that restrict this OAuth App. So every org in allowedOrgs
 // (compared case-insensitively) that the list does not show as active is
 // asked about directly: active → added to Orgs; not a member → skipped;
-// refused under OAuth App access restrictions → added to RestrictedOrgs.
+// refused under OAuth App access restrictions → added to RestrictedOrgs;
+// refused because the token lacks SAML SSO authorization → added to
+// SSORequired. A list that GitHub refuses for SAML SSO counts as empty
+// (its organization, when the SSO URL names it, goes to SSORequired), so
+// the sign-in goes on with what the other reads show.
 // Teams of a restricting organization are missing from Teams; GitHub gives
 // no signal for that beyond the restriction itself.
 func (c *Client) FetchIdentity(ctx context.Context, token string, allowedOrgs []string) (*Identity, error) {
@@ -103,10 +115,27 @@ func (c *Client) FetchIdentity(ctx context.Context, token string, allowedOrgs []
 		emailsMissing  bool
 		teams          []apiTeam
 		memberships    []apiMembership
-		mu             sync.Mutex // guards extraOrgs and restrictedOrgs
+		mu             sync.Mutex // guards extraOrgs, restrictedOrgs and ssoOrgs
 		extraOrgs      []string
 		restrictedOrgs []string
+		ssoOrgs        []SSOOrg
 	)
+	// listSSO turns a list refused for SAML SSO into an empty list.
+	listSSO := func(err error) error {
+		var ae *APIError
+		if !errors.As(err, &ae) || !errors.Is(err, ErrSSORequired) {
+			return err
+		}
+		u := c.trustedSSOURL(ae.ssoURL)
+		org := c.ssoOrgFromURL(u)
+		c.log.InfoContext(ctx, "github: list refused for SAML SSO", "path", ae.Path, "org", org)
+		if org != "" {
+			mu.Lock()
+			ssoOrgs = append(ssoOrgs, SSOOrg{Org: org, URL: u})
+			mu.Unlock()
+		}
+		return nil
+	}
 	g.Go(func() error {
 		return c.getJSON(gctx, token, c.apiURL("/user", nil), &user)
 	})
@@ -127,18 +156,18 @@ func (c *Client) FetchIdentity(ctx context.Context, token string, allowedOrgs []
 	g.Go(func() error {
 		var err error
 		teams, err = paginate[apiTeam](gctx, c, token, c.apiURL("/user/teams", url.Values{"per_page": {perPage}}))
-		return err
+		return listSSO(err)
 	})
 	g.Go(func() error {
 		var err error
 		memberships, err = paginate[apiMembership](gctx, c, token,
 			c.apiURL("/user/memberships/orgs", url.Values{"state": {"active"}, "per_page": {perPage}}))
-		if err != nil {
+		if err := listSSO(err); err != nil {
 			return err
 		}
 		for _, org := range missingOrgs(allowedOrgs, memberships) {
 			g.Go(func() error {
-				login, st, err := c.orgMembership(gctx, token, org)
+				login, st, ssoURL, err := c.orgMembership(gctx, token, org)
 				mu.Lock()
 				defer mu.Unlock()
 				switch st {
@@ -146,6 +175,8 @@ func (c *Client) FetchIdentity(ctx context.Context, token string, allowedOrgs []
 					extraOrgs = append(extraOrgs, login)
 				case orgRestricted:
 					restrictedOrgs = append(restrictedOrgs, org)
+				case orgSSORequired:
+					ssoOrgs = append(ssoOrgs, SSOOrg{Org: org, URL: ssoURL})
 				}
 				return err
 			})
@@ -173,6 +204,7 @@ func (c *Client) FetchIdentity(ctx context.Context, token string, allowedOrgs []
 	}
 	id.Orgs = sortFoldUnique(append(id.Orgs, extraOrgs...))
 	id.RestrictedOrgs = sortFoldUnique(restrictedOrgs)
+	id.SSORequired = ssoUnique(ssoOrgs, id.Orgs)
 	for _, t := range teams {
 		if t.Slug == "" || t.Organization.Login == "" {
 			continue
@@ -235,35 +267,43 @@ const (
 	orgNotMember orgStatus = iota
 	orgActive
 	orgRestricted
+	orgSSORequired
 )
 
 // orgMembership asks GitHub about the user's membership of one org
 // (GET /user/memberships/orgs/{org}). It returns the org's login as GitHub
-// spells it when the membership is active.
-func (c *Client) orgMembership(ctx context.Context, token, org string) (string, orgStatus, error) {
+// spells it when the membership is active, and for orgSSORequired the SSO
+// URL when it is safe to show (else "").
+func (c *Client) orgMembership(ctx context.Context, token, org string) (string, orgStatus, string, error) {
 	var m apiMembership
 	err := c.getJSON(ctx, token, c.apiURL("/user/memberships/orgs/"+url.PathEscape(org), nil), &m)
 	var ae *APIError
 	switch {
 	case err == nil:
 		if m.State != "active" {
-			return "", orgNotMember, nil // pending invitation
+			return "", orgNotMember, "", nil // pending invitation
 		}
-		return cmp.Or(m.Organization.Login, org), orgActive, nil
+		return cmp.Or(m.Organization.Login, org), orgActive, "", nil
 	case errors.Is(err, ErrNotFound):
-		return "", orgNotMember, nil
+		return "", orgNotMember, "", nil
+	case errors.As(err, &ae) && errors.Is(err, ErrSSORequired):
+		u := c.trustedSSOURL(ae.ssoURL)
+		if u == "" && ae.ssoURL != "" {
+			c.log.WarnContext(ctx, "github: SAML SSO URL ignored: not on the GitHub web host", "org", org)
+		}
+		c.log.InfoContext(ctx, "github: organization requires SAML SSO authorization", "org", org)
+		return "", orgSSORequired, u, nil
 	case errors.As(err, &ae) && isOAuthAppRestricted(ae.Status, ae.Message, ae.DocumentationURL):
 		c.log.InfoContext(ctx, "github: organization restricts this OAuth App", "org", org)
-		return "", orgRestricted, nil
+		return "", orgRestricted, "", nil
 	case errors.As(err, &ae) && ae.Status == 403 && ae.Err == nil:
-		// Another refusal, e.g. SAML SSO not authorized for this token
-		// (X-GitHub-SSO). Membership cannot be shown, so it is not
+		// Another refusal. Membership cannot be shown, so it is not
 		// granted; the sign-in goes on for the other orgs.
 		c.log.WarnContext(ctx, "github: organization membership check refused", "org", org,
 			"message", ae.Message)
-		return "", orgNotMember, nil
+		return "", orgNotMember, "", nil
 	}
-	return "", orgNotMember, err
+	return "", orgNotMember, "", err
 }
 
 // sortFoldUnique sorts s case-insensitively and drops case-insensitive
@@ -273,4 +313,18 @@ func sortFoldUnique(s []string) []string {
 		return cmp.Compare(strings.ToLower(a), strings.ToLower(b))
 	})
 	return slices.CompactFunc(s, strings.EqualFold)
+}
+
+// ssoUnique sorts SSO orgs by login case-insensitively and keeps one entry
+// per org (the first with a URL), leaving out orgs the user is shown to be
+// an active member of after all.
+func ssoUnique(s []SSOOrg, active []string) []SSOOrg {
+	s = slices.DeleteFunc(s, func(o SSOOrg) bool {
+		return slices.ContainsFunc(active, func(a string) bool { return strings.EqualFold(a, o.Org) })
+	})
+	slices.SortStableFunc(s, func(a, b SSOOrg) int {
+		withURL := func(o SSOOrg) int { return min(len(o.URL), 1) }
+		return cmp.Or(cmp.Compare(strings.ToLower(a.Org), strings.ToLower(b.Org)), cmp.Compare(withURL(b), withURL(a)))
+	})
+	return slices.CompactFunc(s, func(a, b SSOOrg) bool { return strings.EqualFold(a.Org, b.Org) })
 }

@@ -16,7 +16,8 @@ import (
 )
 
 // fakeGitHub serves the REST endpoints FetchIdentity reads, under base
-// ("/api/v3" for GHES), answering as GitHub does (contracts.md §C.2).
+// ("/api/v3" for GHES), answering as GitHub does (REST API version
+// 2022-11-28).
 type fakeGitHub struct {
 	t            *testing.T
 	base         string
@@ -42,7 +43,7 @@ const octocat = `{"login":"octocat","id":583231,"node_id":"MDQ6VXNlcjU4MzIzMQ=="
  "created_at":"2011-01-25T18:44:36Z","updated_at":"2024-01-01T00:00:00Z"}`
 
 // restrictedMessage is the body GitHub sends when an organization's OAuth
-// App access restrictions refuse the app (contracts.md §C.2).
+// App access restrictions refuse the app.
 const restrictedMessage = `{"message":"Although you appear to have the correct authorization credentials, the ` +
 	"`secretco`" + ` organization has enabled OAuth App access restrictions, meaning that data access to third-parties is limited. For more information on these restrictions, including how to enable this app, visit https://docs.github.com/articles/restricting-access-to-your-organization-s-data/","documentation_url":"https://docs.github.com/articles/restricting-access-to-your-organization-s-data/"}`
 
@@ -167,6 +168,8 @@ func TestFetchIdentity(t *testing.T) {
 		Orgs:           []string{"acme", "LagCo", "other"},
 		Teams:          []Team{{Org: "acme", Slug: "platform"}, {Org: "acme", Slug: "sre", Parent: "platform"}, {Org: "other", Slug: "dev"}},
 		RestrictedOrgs: []string{"secretco"},
+		// The SSO URL is on github.com, not this client's GitHub: dropped.
+		SSORequired: []SSOOrg{{Org: "samlco"}},
 	}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Errorf("Identity (-want +got):\n%s", diff)

@@ -146,8 +146,8 @@ func (c *Client) tokenError(ctx context.Context, err error, rt *tokenTransport) 
 
 // tokenTransport adapts requests to GitHub's token endpoint and records what
 // came back. GitHub answers in application/x-www-form-urlencoded unless the
-// request asks for JSON (contracts.md §C.1); JSON keeps error fields and
-// types unambiguous.
+// request sends Accept: application/json (GitHub docs, "Authorizing OAuth
+// apps", step 2); JSON keeps error fields and types unambiguous.
 type tokenTransport struct {
 	base      http.RoundTripper
 	userAgent string

@@ -68,8 +68,8 @@ func TestAuthCodeURL(t *testing.T) {
 	}
 }
 
-// tokenEndpoint emulates POST /login/oauth/access_token (contracts.md
-// §C.1): it checks the form, answers in the format Accept asks for
+// tokenEndpoint emulates POST /login/oauth/access_token as GitHub's
+// "Authorizing OAuth apps" documents it: it checks the form, answers in the format Accept asks for
 // (form-urlencoded by default) and reports errors with HTTP 200.
 type tokenEndpoint struct {
 	t          *testing.T

@@ -36,6 +36,12 @@ func paginate[T any](ctx context.Context, c *Client, token, firstURL string) ([]
 		if err != nil {
 			return nil, err
 		}
+		if ids := parseSSOHeader(resp.header.Values("X-GitHub-SSO")).partialOrgIDs; len(ids) > 0 {
+			// The list leaves out organizations whose SAML SSO this
+			// token is not authorized for; only their ids are given.
+			c.log.InfoContext(ctx, "github: list omits organizations that require SAML SSO authorization",
+				"path", resp.url.Path, "organization_ids", ids)
+		}
 		var items []T
 		if err := resp.decode(&items); err != nil {
 			return nil, err

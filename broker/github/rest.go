@@ -143,6 +143,10 @@ func (c *Client) statusError(resp *http.Response, path string, body []byte) erro
 		e.Err = ErrBadCredentials
 	case http.StatusNotFound:
 		e.Err = ErrNotFound
+	case http.StatusForbidden:
+		if sso := parseSSOHeader(h.Values("X-GitHub-SSO")); sso.required {
+			e.Err, e.ssoURL = ErrSSORequired, sso.url
+		}
 	}
 	return e
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestGetHeaders checks the request GitHub's REST API expects (contracts.md
-// §C.2), on a GHES base where paths live under /api/v3.
+// TestGetHeaders checks the request GitHub's REST API expects (Accept:
+// application/vnd.github+json, X-GitHub-Api-Version, a User-Agent, without
+// which GitHub refuses the request), on a GHES base where paths live under
+// /api/v3.
 func TestGetHeaders(t *testing.T) {
 	var got http.Header
 	var gotPath string
@@ -185,7 +187,7 @@ func TestGetErrors(t *testing.T) {
 }
 
 // cmpErrors compares the sentinel in an error's Err field by identity.
-var cmpErrors = cmp.Comparer(func(a, b error) bool { return a == b })
+var cmpErrors = cmp.Options{cmp.Comparer(func(a, b error) bool { return a == b }), cmp.AllowUnexported(APIError{})}
 
 // deref returns the struct behind one of the package's typed errors, so cmp
 // compares fields rather than stopping at the error interface.

@@ -23,7 +23,8 @@ var (
 	commit  = "unknown"
 )
 
-// Exit codes (SPEC §2).
+// Exit codes, as the README documents them: 0 ok, 1 a runtime failure,
+// 2 a usage or configuration error.
 const (
 	exitOK      = 0
 	exitRuntime = 1

@@ -246,7 +246,7 @@ func oidcClients(cs []config.Client) []oidc.Client {
 }
 
 // policyGroups lists every group some policy rule names.
-func policyGroups(p config.Policy) []string {
+func policyGroups(p authz.PolicyConfig) []string {
 	var out []string
 	for _, r := range p.Rules {
 		out = append(out, r.Allow.Groups...)

@@ -13,7 +13,7 @@ const mod = "github.com/ghbroker/ghbroker/"
 // forbidden lists, for a package, the packages of ours it must not depend
 // on, directly or not (non-test code).
 var forbidden = map[string][]string{
-	"authz":  {"broker", "store", "store/bolt", "store/memory", "internal/githubfake"},
+	"authz":  {"broker", "store", "store/bolt", "store/memory", "internal/githubfake", "internal/config"},
 	"keys":   {"broker", "authz", "store/bolt", "store/memory"},
 	"store":  {"keys", "broker", "authz", "claims"},
 	"claims": {"*"},

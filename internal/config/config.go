@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/ghbroker/ghbroker/authz"
 )
 
 // Config is the whole configuration file. Field comments give defaults;
@@ -39,8 +41,9 @@ type Config struct {
 	Keys Keys `yaml:"keys"`
 	// Clients are the static OIDC relying parties.
 	Clients []Client `yaml:"clients"`
-	// Policy is the per-host access policy of the authz check.
-	Policy Policy `yaml:"policy"`
+	// Policy is the per-host access policy of the authz check. Its type
+	// belongs to authz, which validates it (authz.CompilePolicy).
+	Policy authz.PolicyConfig `yaml:"policy"`
 }
 
 // Log configures the structured log.
@@ -146,37 +149,6 @@ type Client struct {
 	// TokenTTL is the lifetime of the client's ID and access tokens.
 	// Default 1h; at most 24h.
 	TokenTTL Duration `yaml:"token_ttl"`
-}
-
-// Policy is the authz check's access policy.
-type Policy struct {
-	// Default applies to hosts no rule names: "deny" (default) or
-	// "authenticated".
-	Default string `yaml:"default"`
-	// Rules match by host, then by the longest path prefix.
-	Rules []Rule `yaml:"rules"`
-}
-
-// Rule is one policy rule.
-type Rule struct {
-	// Hosts are exact host names or "*.suffix" wildcards. At least one.
-	Hosts []string `yaml:"hosts"`
-	// Paths are path prefixes; empty means every path.
-	Paths []string `yaml:"paths"`
-	// Public lets anyone through without a credential.
-	Public bool `yaml:"public"`
-	// Allow lists who may pass.
-	Allow Allow `yaml:"allow"`
-}
-
-// Allow lists groups and users; a user passes when in any of them.
-type Allow struct {
-	// Groups are "org" or "org/team-slug" entries, as in the groups claim.
-	Groups []string `yaml:"groups"`
-	// Users are GitHub logins.
-	Users []string `yaml:"users"`
-	// Authenticated lets any signed-in user through.
-	Authenticated bool `yaml:"authenticated"`
 }
 
 // Problem is one mistake in the file.

@@ -56,7 +56,7 @@ func TestGHESDefaultsAPIBase(t *testing.T) {
 }
 
 func TestSpecExampleIsValid(t *testing.T) {
-	// The shape SPEC.md §3 shows, with the secrets from the environment.
+	// The shape the README documents, with the secrets from the environment.
 	const spec = `issuer: https://auth.example.com
 listen: ":8080"
 authz:
@@ -166,6 +166,9 @@ func TestBadFiles(t *testing.T) {
 		{"host outside cookie domain", minimal + "session:\n  cookie_domain: .example.com\n  allowed_redirect_domains: [.example.com]\npolicy:\n  rules:\n    - hosts: [grafana.other.org]\n      allow: {groups: [acme]}\n", 11, "outside session.cookie_domain"},
 		{"redirect domain missing", minimal + "session:\n  cookie_domain: .example.com\npolicy:\n  rules:\n    - hosts: [grafana.example.com]\n      allow: {groups: [acme]}\n", 10, "not under session.allowed_redirect_domains"},
 		{"bad group", minimal + "session:\n  cookie_domain: .example.com\n  allowed_redirect_domains: [.example.com]\npolicy:\n  rules:\n    - hosts: [a.example.com]\n      allow: {groups: [\"acme:sre\"]}\n", 12, `must be "org" or "org/team-slug"`},
+		{"host with underscore", minimal + "session:\n  cookie_domain: .example.com\n  allowed_redirect_domains: [.example.com]\npolicy:\n  rules:\n    - allow: {groups: [acme]}\n      hosts:\n        - a.example.com\n        - my_app.example.com\n", 14, `policy.rules[0].hosts[1]: "my_app.example.com" is not a host name`},
+		{"unknown policy default", minimal + "policy:\n  default: allow\n", 7, `policy.default must be one of deny, authenticated, not "allow"`},
+		{"public rule with allow_preflight", minimal + "policy:\n  rules:\n    - hosts: [auth.example.com]\n      public: true\n      allow_preflight: true\n      allow: {users: [alice]}\n", 9, "policy.rules[0].public: is public and also has allow"},
 		{"same port twice", minimal + "authz:\n  listen: \":8080\"\n", 7, "which listen already uses"},
 	}
 	for _, tt := range tests {

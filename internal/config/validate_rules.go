@@ -1,10 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ghbroker/ghbroker/authz"
 )
 
 // DomainCovers reports whether host is covered by domain: ".example.com"
@@ -107,37 +110,34 @@ func (v *validator) clientURI(key, raw string) {
 	}
 }
 
+// policy compiles the policy with authz.CompilePolicy, the check's own
+// validator, and reports each of its mistakes at its line. Then, for the
+// rules that compile, it checks what needs the rest of the file: that a
+// protected host can complete a sign-in.
 func (v *validator) policy(c *Config) {
-	v.oneOf("policy.default", c.Policy.Default, "deny", "authenticated")
+	if _, err := authz.CompilePolicy(c.Policy); err != nil {
+		errs := []error{err}
+		var list interface{ Unwrap() []error }
+		if errors.As(err, &list) {
+			errs = list.Unwrap()
+		}
+		for _, e := range errs {
+			var re *authz.RuleError
+			switch {
+			case errors.As(e, &re):
+				key := "policy." + re.Path()
+				v.fail(key, "%s: %s", key, re.Err)
+			case errors.Is(e, authz.ErrUnknownDefault):
+				v.fail("policy.default", "policy.default must be one of deny, authenticated, not %q", c.Policy.Default)
+			default:
+				v.fail("policy", "policy: %s", e)
+			}
+		}
+	}
 	for i, r := range c.Policy.Rules {
-		key := fmt.Sprintf("policy.rules[%d]", i)
-		if len(r.Hosts) == 0 {
-			v.fail(key, "%s names no hosts; every rule needs hosts: [name.example.com] or [\"*.example.com\"]", key)
-		}
 		for j, h := range r.Hosts {
-			hk := fmt.Sprintf("%s.hosts[%d]", key, j)
-			if !validHostPattern(h) {
-				v.fail(hk, "%s must be a host name or \"*.\" followed by a domain, not %q", hk, h)
-				continue
-			}
-			v.policyHost(c, hk, h, r.Public)
-		}
-		for j, p := range r.Paths {
-			if !strings.HasPrefix(p, "/") {
-				v.fail(fmt.Sprintf("%s.paths[%d]", key, j), "%s.paths[%d] must start with /, not %q", key, j, p)
-			}
-		}
-		a := r.Allow
-		hasAllow := len(a.Groups) > 0 || len(a.Users) > 0 || a.Authenticated
-		switch {
-		case r.Public && hasAllow:
-			v.fail(key+".public", "%s is public and also has allow; a public rule lets everyone in, so remove one", key)
-		case !r.Public && !hasAllow:
-			v.fail(key, "%s lets nobody in: give it allow (groups, users or authenticated: true) or public: true", key)
-		}
-		for j, g := range a.Groups {
-			if g == "" || strings.Count(g, "/") > 1 || strings.HasPrefix(g, "/") || strings.HasSuffix(g, "/") || strings.ContainsAny(g, " :") {
-				v.fail(fmt.Sprintf("%s.allow.groups[%d]", key, j), "%s.allow.groups[%d] must be \"org\" or \"org/team-slug\", not %q", key, j, g)
+			if hp, err := authz.ParseHostPattern(h); err == nil {
+				v.policyHost(c, fmt.Sprintf("policy.rules[%d].hosts[%d]", i, j), h, hp.Domain, r.Public)
 			}
 		}
 	}
@@ -145,22 +145,22 @@ func (v *validator) policy(c *Config) {
 
 // policyHost checks that a protected host can complete a sign-in: the SSO
 // cookie must reach it, and /login must be allowed to send the browser back.
-func (v *validator) policyHost(c *Config, key, pattern string, public bool) {
+// host is the pattern's domain (lower case, without "*.").
+func (v *validator) policyHost(c *Config, key, pattern, host string, public bool) {
 	if public {
 		return
 	}
-	host := strings.TrimPrefix(pattern, "*.")
 	if d := c.Session.CookieDomain; d != "" && !DomainCovers(d, host) {
-		v.fail(key, "%s is outside session.cookie_domain %q: the browser would not send the session cookie there, and sign-in would loop", pattern, d)
+		v.fail(key, "%s: %s is outside session.cookie_domain %q: the browser would not send the session cookie there, and sign-in would loop", key, pattern, d)
 	} else if d == "" && host != issuerHost(c) {
-		v.fail(key, "%s is not the issuer's host and session.cookie_domain is empty: set session.cookie_domain (e.g. %q) so the session cookie reaches it", pattern, "."+parentDomain(issuerHost(c)))
+		v.fail(key, "%s: %s is not the issuer's host and session.cookie_domain is empty: set session.cookie_domain (e.g. %q) so the session cookie reaches it", key, pattern, "."+parentDomain(issuerHost(c)))
 	}
 	covered := host == issuerHost(c)
 	for _, d := range c.Session.AllowedRedirectDomains {
 		covered = covered || DomainCovers(d, host)
 	}
 	if !covered {
-		v.fail(key, "%s is not under session.allowed_redirect_domains, so after sign-in the browser could not return to it; add %q", pattern, "."+parentDomain(host))
+		v.fail(key, "%s: %s is not under session.allowed_redirect_domains, so after sign-in the browser could not return to it; add %q", key, pattern, "."+parentDomain(host))
 	}
 }
 
@@ -169,17 +169,4 @@ func parentDomain(host string) string {
 		return rest
 	}
 	return host
-}
-
-func validHostPattern(h string) bool {
-	h = strings.TrimPrefix(h, "*.")
-	if h == "" || len(h) > 253 || strings.ContainsAny(h, "*/:@ ") {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-	}
-	return true
 }

@@ -39,6 +39,7 @@ type apiCall struct {
 	webBase string // scheme://host
 	user    *userRec
 	scopes  []string
+	token   string
 }
 
 // apiResult is what a REST handler answers; the pipeline writes it.
@@ -47,6 +48,7 @@ type apiResult struct {
 	body     any    // JSON-encoded when non-nil
 	link     string // Link header
 	location string // Location header (302)
+	sso      string // X-GitHub-SSO header
 }
 
 // apiError is GitHub's REST error body.
@@ -170,6 +172,9 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, f Faults, t
 	if res.location != "" {
 		h.Set("Location", res.location)
 	}
+	if res.sso != "" {
+		h.Set("X-GitHub-SSO", res.sso)
+	}
 	if f.BadJSON && len(body) > 0 {
 		body = truncateJSON(body)
 	}
@@ -196,7 +201,7 @@ func newAPICall(r *http.Request, tok *tokenRec, wd *world) *apiCall {
 	if u == nil {
 		return nil
 	}
-	return &apiCall{r: r, apiBase: base, webBase: web, user: u, scopes: tok.scopes}
+	return &apiCall{r: r, apiBase: base, webBase: web, user: u, scopes: tok.scopes, token: tok.value}
 }
 
 func versionMessage(ver string) string {

@@ -17,7 +17,9 @@
 // unless the client asks for JSON, 404 instead of 403 for a missing
 // user:email scope, the 302 hop from /orgs/{org}/members/{u} to
 // /public_members/{u} for non-members, the OAuth App access restriction 403
-// and the silent omission of restricted organizations from team lists, Link
+// and the silent omission of restricted organizations from team lists, the
+// SAML SSO 403 with "X-GitHub-SSO: required; url=…" and the
+// "partial-results" lists of SSO-enforced organizations, Link
 // pagination, rate-limit headers, ETag/If-None-Match. Faults (latency,
 // outages, rate limiting, broken or huge bodies) can be switched on at run
 // time with [Server.SetFaults].

@@ -95,6 +95,14 @@ type Org struct {
 	// teams and memberships are silently left out of lists. Changeable at
 	// run time with [Server.SetOrgRestricted].
 	OAuthAppRestricted bool `yaml:"oauth_app_restricted"`
+	// SAMLSSOEnforced means the org enforces SAML single sign-on and the
+	// tokens of its members (pending ones included) are not authorized for
+	// it until [Server.AuthorizeSSO]: the org's private data answers 403
+	// with "X-GitHub-SSO: required; url=…" and GitHub's SAML enforcement
+	// message, and lists leave the org out with "X-GitHub-SSO:
+	// partial-results; organizations=ID". Changeable at run time with
+	// [Server.SetOrgSAMLSSO].
+	SAMLSSOEnforced bool `yaml:"saml_sso_enforced"`
 	// Teams are the org's teams.
 	Teams []Team `yaml:"teams"`
 }

@@ -28,6 +28,7 @@ orgs:
     members: [alice, bob]
     admins: [alice]
     oauth_app_restricted: false
+    saml_sso_enforced: false
     teams:
       - {slug: sre, name: SRE, id: 9001, members: [alice]}
       - {slug: sre-oncall, name: SRE On-call, id: 9002, parent: sre, members: [alice]}

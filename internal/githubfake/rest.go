@@ -1,9 +1,14 @@
 package githubfake
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 )
 
 // Documentation links GitHub puts in REST error bodies.
@@ -17,6 +22,7 @@ const (
 	docsCheckPublic    = "https://docs.github.com/rest/orgs/members#check-public-organization-membership-for-a-user"
 	docsTeamMembership = "https://docs.github.com/rest/teams/members#get-team-membership-for-a-user"
 	docsRestriction    = "https://docs.github.com/articles/restricting-access-to-your-organization-s-data/"
+	docsSAMLSSO        = "https://docs.github.com/articles/authenticating-to-a-github-organization-with-saml-single-sign-on/"
 )
 
 // Scope sets GitHub reports in X-Accepted-OAuth-Scopes.
@@ -51,6 +57,38 @@ func restricted(o *orgRec) apiResult {
 	return errResult(http.StatusForbidden, fmt.Sprintf("Although you appear to have the correct authorization credentials, the `%s` organization has enabled OAuth App access restrictions, meaning that data access to third-parties is limited. For more information on these restrictions, including how to enable this app, visit %s", o.Login, docsRestriction), docsRestriction)
 }
 
+// ssoRequired is GitHub's answer for an org's data when the org enforces
+// SAML SSO and the token is not authorized for it. The authorization
+// request id is made up: a digest of org and user, stable across calls.
+func ssoRequired(c *apiCall, o *orgRec) apiResult {
+	sum := sha256.Sum256([]byte(lower(o.Login) + "/" + lower(c.user.Login)))
+	res := errResult(http.StatusForbidden, "Resource protected by organization SAML enforcement. You must grant your Personal Access token access to this organization.", docsSAMLSSO)
+	res.sso = "required; url=" + c.webBase + "/orgs/" + url.PathEscape(o.Login) + "/sso?authorization_request=" + hex.EncodeToString(sum[:10])
+	return res
+}
+
+// partialResults is the X-GitHub-SSO value of a list that leaves out orgs
+// the token lacks SAML SSO authorization for, or "".
+func partialResults(ids []int64) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatInt(id, 10)
+	}
+	return "partial-results; organizations=" + strings.Join(s, ",")
+}
+
+// withheld collects the ids of orgs a list leaves out for SAML SSO.
+type withheld []int64
+
+func (w *withheld) add(o *orgRec) {
+	if !slices.Contains(*w, o.ID) {
+		*w = append(*w, o.ID)
+	}
+}
+
 // getUser serves GET /user: private fields only with user or read:user.
 func (s *Server) getUser(c *apiCall) apiResult {
 	return apiResult{status: http.StatusOK, body: c.authenticatedUser(c.user, hasAnyScope(c.scopes, "read:user"))}
@@ -72,11 +110,16 @@ func (s *Server) listOrgs(c *apiCall) apiResult {
 		return errResult(http.StatusForbidden, "You need at least read:org scope or user scope to list your organizations.", docsUserOrgs)
 	}
 	orgs := make([]orgSimpleJSON, 0, len(c.user.orgs))
+	var sso withheld
 	for _, o := range c.user.orgs {
+		if s.needsSSO(c, o) {
+			sso.add(o)
+			continue
+		}
 		orgs = append(orgs, c.orgSimple(o))
 	}
 	page, link := paginate(c, orgs)
-	return apiResult{status: http.StatusOK, body: page, link: link}
+	return apiResult{status: http.StatusOK, body: page, link: link, sso: partialResults(sso)}
 }
 
 // listTeams serves GET /user/teams; teams of restricted orgs are silently
@@ -86,13 +129,18 @@ func (s *Server) listTeams(c *apiCall) apiResult {
 		return errResult(http.StatusForbidden, "You need at least read:org scope or user scope to list your teams.", docsUserTeams)
 	}
 	teams := make([]teamFullJSON, 0, len(c.user.teams))
+	var sso withheld
 	for _, t := range c.user.teams {
-		if !s.isRestricted(t.org) {
+		switch {
+		case s.isRestricted(t.org):
+		case s.needsSSO(c, t.org):
+			sso.add(t.org)
+		default:
 			teams = append(teams, c.teamFull(t))
 		}
 	}
 	page, link := paginate(c, teams)
-	return apiResult{status: http.StatusOK, body: page, link: link}
+	return apiResult{status: http.StatusOK, body: page, link: link, sso: partialResults(sso)}
 }
 
 // listOrgMemberships serves GET /user/memberships/orgs[?state=…];
@@ -106,12 +154,17 @@ func (s *Server) listOrgMemberships(c *apiCall) apiResult {
 		return errResult(http.StatusUnprocessableEntity, fmt.Sprintf("Invalid request.\n\nFor 'properties/state', %q is not one of [\"active\", \"pending\"].", state), docsMemberships)
 	}
 	out := []orgMembershipJSON{}
+	var sso withheld
 	add := func(orgs []*orgRec, st string) {
 		if state != "" && state != st {
 			return
 		}
 		for _, o := range orgs {
-			if !s.isRestricted(o) {
+			switch {
+			case s.isRestricted(o):
+			case s.needsSSO(c, o):
+				sso.add(o)
+			default:
 				out = append(out, c.orgMembership(o, c.user, st))
 			}
 		}
@@ -119,7 +172,7 @@ func (s *Server) listOrgMemberships(c *apiCall) apiResult {
 	add(c.user.orgs, "active")
 	add(c.user.pending, "pending")
 	page, link := paginate(c, out)
-	return apiResult{status: http.StatusOK, body: page, link: link}
+	return apiResult{status: http.StatusOK, body: page, link: link, sso: partialResults(sso)}
 }
 
 // getOrgMembership serves GET /user/memberships/orgs/{org}.
@@ -130,6 +183,9 @@ func (s *Server) getOrgMembership(c *apiCall) apiResult {
 	}
 	if s.isRestricted(o) {
 		return restricted(o)
+	}
+	if s.needsSSO(c, o) {
+		return ssoRequired(c, o)
 	}
 	switch {
 	case o.isMember(c.user):
@@ -149,6 +205,9 @@ func (s *Server) checkMember(c *apiCall) apiResult {
 	}
 	if s.isRestricted(o) {
 		return restricted(o)
+	}
+	if s.needsSSO(c, o) {
+		return ssoRequired(c, o)
 	}
 	if !o.isMember(c.user) || !hasAnyScope(c.scopes, readOrgScopes()...) {
 		return apiResult{
@@ -182,6 +241,9 @@ func (s *Server) getTeamMembership(c *apiCall) apiResult {
 	}
 	if s.isRestricted(o) {
 		return restricted(o)
+	}
+	if s.needsSSO(c, o) {
+		return ssoRequired(c, o)
 	}
 	t := o.teamBySlug[lower(c.r.PathValue("team_slug"))]
 	u := s.world().user(c.r.PathValue("username"))

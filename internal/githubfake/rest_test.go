@@ -319,3 +319,61 @@ func TestIndexAndAvatar(t *testing.T) {
 		}
 	}
 }
+
+func TestSAMLSSOEnforced(t *testing.T) {
+	f := testFixture()
+	for i := range f.Orgs {
+		if f.Orgs[i].Login == "acme" {
+			f.Orgs[i].SAMLSSOEnforced = true
+		}
+	}
+	fake, ts := newFake(t, f, Options{})
+	carol, _ := fake.IssueToken("carol", "read:org") // in acme and globex
+	dave, _ := fake.IssueToken("dave", "read:org")   // not in acme
+	const msg = "Resource protected by organization SAML enforcement. You must grant your Personal Access token access to this organization."
+	for _, path := range []string{"/user/memberships/orgs/acme", "/orgs/acme/members/carol", "/orgs/acme/teams/sre/memberships/carol", "/api/v3/user/memberships/orgs/acme"} {
+		resp := apiGet(t, nil, ts.URL+path, carol)
+		wantStatus(t, resp, http.StatusForbidden)
+		sso := resp.Header.Get("X-GitHub-SSO")
+		if want := "required; url=" + ts.URL + "/orgs/acme/sso?authorization_request="; !strings.HasPrefix(sso, want) || len(sso) == len(want) {
+			t.Errorf("%s: X-GitHub-SSO = %q, want %q…", path, sso, want)
+		}
+		if e := decode[apiError](t, resp); e.Message != msg || e.DocumentationURL != docsSAMLSSO {
+			t.Errorf("%s: %+v", path, e)
+		}
+	}
+	// Lists leave acme out and say so by id.
+	const partial = "partial-results; organizations=501"
+	for _, path := range []string{"/user/teams", "/user/memberships/orgs", "/user/orgs"} {
+		resp := apiGet(t, nil, ts.URL+path, carol)
+		wantStatus(t, resp, http.StatusOK)
+		if got := resp.Header.Get("X-GitHub-SSO"); got != partial {
+			t.Errorf("%s: X-GitHub-SSO = %q, want %q", path, got, partial)
+		}
+		if body := decode[[]map[string]any](t, resp); strings.Contains(fmt.Sprint(body), "acme") {
+			t.Errorf("%s lists acme: %v", path, body)
+		}
+	}
+	// Someone outside the org is not asked for SSO; they are not a member.
+	resp := apiGet(t, nil, ts.URL+"/user/memberships/orgs/acme", dave)
+	wantStatus(t, resp, http.StatusNotFound)
+	if got := resp.Header.Get("X-GitHub-SSO"); got != "" {
+		t.Errorf("non-member: X-GitHub-SSO = %q", got)
+	}
+	if got := apiGet(t, nil, ts.URL+"/user/teams", dave).Header.Get("X-GitHub-SSO"); got != "" {
+		t.Errorf("non-member's teams: X-GitHub-SSO = %q", got)
+	}
+
+	// Once the token is authorized, the org answers as usual.
+	fake.AuthorizeSSO(carol, "ACME")
+	resp = apiGet(t, nil, ts.URL+"/user/memberships/orgs/acme", carol)
+	wantStatus(t, resp, http.StatusOK)
+	if got := resp.Header.Get("X-GitHub-SSO"); got != "" {
+		t.Errorf("authorized: X-GitHub-SSO = %q", got)
+	}
+	// Another token of the same user is not authorized.
+	carol2, _ := fake.IssueToken("carol", "read:org")
+	wantStatus(t, apiGet(t, nil, ts.URL+"/user/memberships/orgs/acme", carol2), http.StatusForbidden)
+	fake.SetOrgSAMLSSO("acme", false)
+	wantStatus(t, apiGet(t, nil, ts.URL+"/user/memberships/orgs/acme", carol2), http.StatusOK)
+}

@@ -41,9 +41,13 @@ type Server struct {
 	codes       map[string]*grant
 	tokens      map[string]*tokenRec
 	restricted  map[string]bool // lowercased org login
-	autoApprove *userRec
-	faults      Faults
-	calls       map[string]int
+	ssoEnforced map[string]bool // lowercased org login
+	// ssoAuthorized holds, per token, the lowercased orgs it is SAML SSO
+	// authorized for.
+	ssoAuthorized map[string]map[string]bool
+	autoApprove   *userRec
+	faults        Faults
+	calls         map[string]int
 }
 
 // grant is an issued, not yet redeemed authorization code.
@@ -90,6 +94,9 @@ func New(f *Fixture, opts Options) *Server {
 		tokens:     map[string]*tokenRec{},
 		restricted: map[string]bool{},
 		calls:      map[string]int{},
+
+		ssoEnforced:   map[string]bool{},
+		ssoAuthorized: map[string]map[string]bool{},
 	}
 	s.w.Store(newWorld(f))
 	if s.now == nil {
@@ -104,6 +111,9 @@ func New(f *Fixture, opts Options) *Server {
 	for _, o := range f.Orgs {
 		if o.OAuthAppRestricted {
 			s.restricted[strings.ToLower(o.Login)] = true
+		}
+		if o.SAMLSSOEnforced {
+			s.ssoEnforced[strings.ToLower(o.Login)] = true
 		}
 	}
 	s.routes()
@@ -200,6 +210,39 @@ func (s *Server) SetOrgRestricted(org string, restricted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.restricted[strings.ToLower(org)] = restricted
+}
+
+// SetOrgSAMLSSO turns SAML SSO enforcement of org on or off (see
+// [Org.SAMLSSOEnforced]). Unknown orgs are ignored.
+func (s *Server) SetOrgSAMLSSO(org string, enforced bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ssoEnforced[strings.ToLower(org)] = enforced
+}
+
+// AuthorizeSSO authorizes token for org's SAML SSO, as a person does by
+// following the X-GitHub-SSO URL and signing in with the org's identity
+// provider.
+func (s *Server) AuthorizeSSO(token, org string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ssoAuthorized[token] == nil {
+		s.ssoAuthorized[token] = map[string]bool{}
+	}
+	s.ssoAuthorized[token][strings.ToLower(org)] = true
+}
+
+// needsSSO reports whether the call's token is refused o's data because
+// o enforces SAML SSO, the user belongs to it and the token is not
+// authorized.
+func (s *Server) needsSSO(c *apiCall, o *orgRec) bool {
+	if !o.isMember(c.user) && !o.pending[lower(c.user.Login)] {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	org := strings.ToLower(o.Login)
+	return s.ssoEnforced[org] && !s.ssoAuthorized[c.token][org]
 }
 
 func (s *Server) isRestricted(o *orgRec) bool {
