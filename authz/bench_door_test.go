@@ -11,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
@@ -35,7 +36,7 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km})
+	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km})
 	p, _ := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
 		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}}}})
 	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
@@ -67,7 +68,7 @@ func BenchmarkHTTPCheckDistinctTokens(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km, CacheSize: 64})
+	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km, CacheSize: 64})
 	p, _ := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
 		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}}}})
 	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})

@@ -2,8 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
 )
@@ -224,12 +223,13 @@ func (c *checker) authenticate(authz []string, cookies *http.Request) verdict {
 }
 
 // verifyBearer verifies an access token, or an ID token when the token
-// says it is one ("typ": "JWT"); the verifier accepts an ID token only for
-// an audience in authz.id_token_audiences.
+// says it is one (verify.KindOf); the verifier accepts an ID token only for
+// an audience in authz.id_token_audiences. The access-token attempt comes
+// first so that a cached access token costs no header decoding.
 func (c *checker) verifyBearer(v *verdict, tok string) {
 	cl, err := c.verify(tok, claims.KindAccess)
 	kind := claims.KindAccess
-	if errors.Is(err, ErrType) && isIDTokenType(tokenType(tok)) {
+	if k, ok := verify.KindOf(tok); errors.Is(err, verify.ErrType) && ok && k == claims.KindID {
 		cl, err = c.verify(tok, claims.KindID)
 		kind = claims.KindID
 	}
@@ -243,38 +243,9 @@ func (c *checker) verifyBearer(v *verdict, tok string) {
 func (c *checker) verify(tok string, kind claims.Kind) (*claims.Claims, error) {
 	cl, err := c.verifier.Verify(tok, kind)
 	if err == nil && cl == nil {
-		err = ErrMalformed
+		err = verify.ErrMalformed
 	}
 	return cl, err
-}
-
-// tokenType reads the "typ" header of a compact JWS without verifying
-// anything; "" when it cannot.
-func tokenType(tok string) string {
-	h, _, ok := strings.Cut(tok, ".")
-	if !ok || len(h) > 4096 {
-		return ""
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(h)
-	if err != nil {
-		return ""
-	}
-	var hdr struct {
-		Typ string `json:"typ"`
-	}
-	if json.Unmarshal(raw, &hdr) != nil {
-		return ""
-	}
-	return hdr.Typ
-}
-
-// isIDTokenType reports a "typ" of an ID token: "JWT", compared without
-// case and with an optional "application/" prefix (RFC 7515 §4.1.9).
-func isIDTokenType(typ string) bool {
-	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
-		typ = typ[len("application/"):]
-	}
-	return strings.EqualFold(typ, string(claims.KindID))
 }
 
 // wwwAuthenticate is the 401 challenge (RFC 6750 §3): error= only when a
@@ -292,17 +263,17 @@ func (c *checker) wwwAuthenticate(v verdict) string {
 // refusalText says why a token was refused, in words safe to send.
 func refusalText(err error) string {
 	switch {
-	case errors.Is(err, ErrExpired):
+	case errors.Is(err, verify.ErrExpired):
 		return "the token has expired"
-	case errors.Is(err, ErrNotYetValid):
+	case errors.Is(err, verify.ErrNotYetValid):
 		return "the token is not valid yet"
-	case errors.Is(err, ErrType):
+	case errors.Is(err, verify.ErrType):
 		return "this kind of token is not accepted here"
-	case errors.Is(err, ErrAudience):
+	case errors.Is(err, verify.ErrAudience):
 		return "the token is not meant for this service"
-	case errors.Is(err, ErrIssuer):
+	case errors.Is(err, verify.ErrIssuer):
 		return "the token was issued by someone else"
-	case errors.Is(err, ErrMalformed):
+	case errors.Is(err, verify.ErrMalformed):
 		return "the token is malformed"
 	}
 	return "the token is not valid"

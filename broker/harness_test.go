@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/broker"
 	"github.com/ghbroker/ghbroker/broker/github"
 	"github.com/ghbroker/ghbroker/internal/githubfake"
@@ -37,7 +37,7 @@ type world struct {
 	broker   *broker.Server
 	store    *memory.Store
 	keys     *keys.Manager
-	verifier *authz.Verifier
+	verifier *verify.Verifier
 	clock    *testclock.Clock
 	logs     *strings.Builder
 }
@@ -78,7 +78,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.verifier, err = authz.NewVerifier(authz.VerifierOptions{Issuer: w.issuer, Keys: w.keys, Now: w.clock.Now})
+	w.verifier, err = verify.New(verify.Options{Issuer: w.issuer, Keys: w.keys, Now: w.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
