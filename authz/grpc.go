@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -101,12 +100,8 @@ func (g *grpcAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (out *au
 	hr := attrs.GetRequest().GetHttp()
 	hdrs := grpcHeaders(hr)
 	req, reqErr := grpcRequest(hr, hdrs)
-	var cookies *http.Request
-	if v := hdrs["cookie"]; len(v) > 0 {
-		cookies = &http.Request{Header: http.Header{"Cookie": v}}
-	}
 	ext := grpcExtensions(attrs.GetContextExtensions())
-	v := g.c.check(&req, reqErr, true, hdrs["authorization"], cookies, ext)
+	v := g.c.check(&req, reqErr, true, hdrs["authorization"], hdrs["cookie"], ext)
 	res = v.result
 	g.c.logDecision(ctx, doorGRPC, &req, v)
 	if v.result == resultAllow || v.result == resultPublic {

@@ -148,8 +148,8 @@ type verdict struct {
 
 // check authenticates and decides. redirects says whether the door can send
 // a browser to the login (not nginx). authz are the Authorization header
-// values; cookies carries the Cookie header.
-func (c *checker) check(req *Request, reqErr error, redirects bool, authz []string, cookies *http.Request, ext *Extensions) verdict {
+// values; cookies are the Cookie header lines.
+func (c *checker) check(req *Request, reqErr error, redirects bool, authz []string, cookies []string, ext *Extensions) verdict {
 	if reqErr != nil {
 		return verdict{result: resultUnauthenticated, invalid: "the original request could not be reconstructed"}
 	}
@@ -182,7 +182,7 @@ func (c *checker) check(req *Request, reqErr error, redirects bool, authz []stri
 // Authorization header carries one (RFC 6750 §2.1), else the first valid
 // session cookie candidate. A session token is accepted only from the
 // cookie: as Bearer it is verified as an access or ID token and refused.
-func (c *checker) authenticate(authz []string, cookies *http.Request) verdict {
+func (c *checker) authenticate(authz []string, cookies []string) verdict {
 	var v verdict
 	switch {
 	case len(authz) > 1:
@@ -204,9 +204,6 @@ func (c *checker) authenticate(authz []string, cookies *http.Request) verdict {
 		default:
 			c.verifyBearer(&v, tok)
 		}
-		return v
-	}
-	if cookies == nil {
 		return v
 	}
 	for _, tok := range sessioncookie.Candidates(cookies, c.cookie) {
@@ -394,7 +391,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	req, dialect, err := ParseHTTPRequest(r, h.prefix)
 	d = doorOf(dialect)
-	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r, nil)
+	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r.Header["Cookie"], nil)
 	res = v.result
 	h.c.logDecision(r.Context(), d, &req, v)
 	h.write(w, &req, dialect, v, r.Header["Authorization"])

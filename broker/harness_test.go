@@ -230,7 +230,7 @@ func (b *browser) sessionToken(u string) string {
 	for _, c := range b.jar.Cookies(pu) {
 		req.AddCookie(c)
 	}
-	if c := sessioncookie.Candidates(req, "_ghbroker"); len(c) > 0 {
+	if c := sessioncookie.Candidates(req.Header["Cookie"], "_ghbroker"); len(c) > 0 {
 		return c[0]
 	}
 	return ""

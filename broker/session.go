@@ -61,7 +61,7 @@ func (s *Server) currentSession(r *http.Request) *claims.Claims {
 	if s.opts.Verifier == nil {
 		return nil
 	}
-	for _, tok := range sessioncookie.Candidates(r, s.opts.Session.CookieName) {
+	for _, tok := range sessioncookie.Candidates(r.Header["Cookie"], s.opts.Session.CookieName) {
 		if c, err := s.opts.Verifier.Verify(tok, claims.KindSession); err == nil {
 			return c
 		}
