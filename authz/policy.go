@@ -12,8 +12,8 @@ import (
 	"github.com/ghbroker/ghbroker/internal/config"
 )
 
-// Policy is the compiled per-host access policy (SPEC §3 "policy", §6). It
-// is built once at start-up by CompilePolicy and is immutable afterwards,
+// Policy is the compiled per-host access policy (the configuration's
+// policy section). It is built once at start-up by CompilePolicy and is immutable afterwards,
 // so one Policy serves every front door and goroutine without locking.
 //
 // Matching, in order:
@@ -51,12 +51,13 @@ type hostRules struct {
 // rule is one compiled (host pattern, path prefix) entry. Rules compiled
 // from one configuration rule share their sets.
 type rule struct {
-	prefix        string // normalised path prefix; "" covers every path
-	public        bool
-	authenticated bool
-	groups        nameSet
-	users         nameSet
-	desc          string
+	prefix         string // normalised path prefix; "" covers every path
+	public         bool
+	allowPreflight bool // a CORS preflight passes as on a public rule
+	authenticated  bool
+	groups         nameSet
+	users          nameSet
+	desc           string
 }
 
 // nameSet is a set of lower-case names matched ignoring ASCII case: a
@@ -215,11 +216,12 @@ func compileRule(r config.Rule) ([]*rule, error) {
 		return nil, errors.New("lets nobody in: it needs allow or public")
 	}
 	base := rule{
-		public:        r.Public,
-		authenticated: a.Authenticated,
-		groups:        newNameSet(a.Groups),
-		users:         newNameSet(a.Users),
-		desc:          describe(r),
+		public:         r.Public,
+		allowPreflight: r.AllowPreflight,
+		authenticated:  a.Authenticated,
+		groups:         newNameSet(a.Groups),
+		users:          newNameSet(a.Users),
+		desc:           describe(r),
 	}
 	if len(r.Paths) == 0 {
 		ru := base
@@ -286,7 +288,9 @@ func validHostPattern(h string) bool {
 
 // Evaluate decides whether the holder of c may make request r. c == nil
 // means no valid credential. ext, when non-nil and non-empty, narrows the
-// policy. Evaluate is pure and, for an already-clean path, allocation-free.
+// policy. A CORS preflight (r.Preflight) on a rule with allow_preflight is
+// decided as on a public rule. Evaluate is pure and, for an already-clean
+// path, allocation-free.
 func (p *Policy) Evaluate(c *claims.Claims, r *Request, ext *Extensions) Decision {
 	ru := p.badPath
 	if np, ok := normalizePath(r.Path); ok {
@@ -294,7 +298,7 @@ func (p *Policy) Evaluate(c *claims.Claims, r *Request, ext *Extensions) Decisio
 	}
 	narrow := ext != nil && (len(ext.AllowGroups) > 0 || len(ext.AllowUsers) > 0)
 	switch {
-	case ru.public && !narrow:
+	case (ru.public || (r.Preflight && ru.allowPreflight)) && !narrow:
 		return Decision{Outcome: Allow, Public: true, Rule: ru.desc}
 	case c == nil:
 		return Decision{Outcome: Unauthenticated, Rule: ru.desc}

@@ -165,6 +165,10 @@ type Rule struct {
 	Paths []string `yaml:"paths"`
 	// Public lets anyone through without a credential.
 	Public bool `yaml:"public"`
+	// AllowPreflight lets CORS preflights (OPTIONS with Origin and
+	// Access-Control-Request-Method, no credentials) through without a
+	// credential, as on a public rule. Default false.
+	AllowPreflight bool `yaml:"allow_preflight"`
 	// Allow lists who may pass.
 	Allow Allow `yaml:"allow"`
 }
