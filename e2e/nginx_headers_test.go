@@ -281,4 +281,3 @@ http {
 	})
 	waitHTTP(t, fmt.Sprintf("http://%s:%d/", ip, port))
 }
-
