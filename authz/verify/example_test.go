@@ -138,3 +138,42 @@ func ExampleNewRemote() {
 	fmt.Println(c.Subject, !ks.LoadedAt().IsZero())
 	// Output: 583231 true
 }
+
+// KindOf says which kind to verify a token as; only Verify says whether to
+// accept it.
+func ExampleKindOf() {
+	m := exampleManager()
+	tok := exampleSession(m, exampleClock().Add(time.Hour))
+	kind, ok := verify.KindOf(tok)
+	fmt.Println(kind, ok)
+	_, ok = verify.KindOf("not a token")
+	fmt.Println(ok)
+	// Output:
+	// ghbroker-session+jwt true
+	// false
+}
+
+// An RP-Initiated Logout id_token_hint is accepted after its ID token
+// expired, and for any client: the caller checks "aud" against the client
+// it knows.
+func ExampleVerifier_VerifyIDTokenHint() {
+	m := exampleManager()
+	now := exampleClock()
+	idToken, err := m.Sign(claims.KindID, &claims.Claims{Claims: jwt.Claims{
+		Issuer: exampleIssuer, Audience: jwt.Audience{"grafana"}, Subject: "583231",
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour)),
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := verify.New(verify.Options{Issuer: exampleIssuer, Keys: m, Now: func() time.Time { return now.Add(24 * time.Hour) }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := v.VerifyIDTokenHint(idToken)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.Subject, c.Audience.Contains("grafana"))
+	// Output: 583231 true
+}
