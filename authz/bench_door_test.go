@@ -58,6 +58,35 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 	}
 }
 
+// BenchmarkHTTPCheckBearer is BenchmarkHTTPCheckCookie with a cached
+// access token in Authorization: no header decoding on a hit.
+func BenchmarkHTTPCheckBearer(b *testing.B) {
+	const iss = "https://auth.example.com"
+	km, err := keys.NewManager(context.Background(), memory.New(memory.Options{}), keys.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km})
+	p, _ := authz.CompilePolicy(config.Policy{Default: "deny", Rules: []config.Rule{
+		{Hosts: []string{"app.example.com"}, Allow: config.Allow{Groups: []string{"acme/sre"}}}}})
+	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := km.Sign(claims.KindAccess, &claims.Claims{Claims: jwt.Claims{Issuer: iss, Subject: "1",
+		Audience: jwt.Audience{iss}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		PreferredUsername: "alice", Groups: []string{"acme", "acme/sre"}})
+	req := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
+	req.Host = "app.example.com"
+	req.Header.Set("Authorization", "Bearer "+tok)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+}
+
 // BenchmarkHTTPCheckDistinctTokens is the cache-miss check through the HTTP
 // door: every request carries another RS256 access token (more tokens than
 // the cache holds). Compare with BenchmarkRS256Signature.

@@ -234,7 +234,7 @@ func (c *checker) authenticate(authz []string, cookies []string) verdict {
 func (c *checker) verifyBearer(v *verdict, tok string) {
 	cl, err := c.verify(tok, claims.KindAccess)
 	kind := claims.KindAccess
-	if k, ok := verify.KindOf(tok); errors.Is(err, verify.ErrType) && ok && k == claims.KindID {
+	if errors.Is(err, verify.ErrType) && isIDToken(tok) {
 		cl, err = c.verify(tok, claims.KindID)
 		kind = claims.KindID
 	}
@@ -243,6 +243,12 @@ func (c *checker) verifyBearer(v *verdict, tok string) {
 		return
 	}
 	v.claims, v.token, v.kind = cl, tok, kind
+}
+
+// isIDToken reports whether tok says it is an ID token (verify.KindOf).
+func isIDToken(tok string) bool {
+	k, ok := verify.KindOf(tok)
+	return ok && k == claims.KindID
 }
 
 func (c *checker) verify(tok string, kind claims.Kind) (*claims.Claims, error) {
