@@ -11,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
@@ -34,7 +35,7 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km})
+	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km})
 	p, _ := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
 		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}}}})
 	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
@@ -56,6 +57,35 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 	}
 }
 
+// BenchmarkHTTPCheckBearer is BenchmarkHTTPCheckCookie with a cached
+// access token in Authorization: no header decoding on a hit.
+func BenchmarkHTTPCheckBearer(b *testing.B) {
+	const iss = "https://auth.example.com"
+	km, err := keys.NewManager(context.Background(), memory.New(memory.Options{}), keys.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km})
+	p, _ := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
+		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}}}})
+	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := km.Sign(claims.KindAccess, &claims.Claims{Claims: jwt.Claims{Issuer: iss, Subject: "1",
+		Audience: jwt.Audience{iss}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		PreferredUsername: "alice", Groups: []string{"acme", "acme/sre"}})
+	req := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
+	req.Host = "app.example.com"
+	req.Header.Set("Authorization", "Bearer "+tok)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+}
+
 // BenchmarkHTTPCheckDistinctTokens is the cache-miss check through the HTTP
 // door: every request carries another RS256 access token (more tokens than
 // the cache holds). Compare with BenchmarkRS256Signature.
@@ -66,7 +96,7 @@ func BenchmarkHTTPCheckDistinctTokens(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, _ := authz.NewVerifier(authz.VerifierOptions{Issuer: iss, Keys: km, CacheSize: 64})
+	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km, CacheSize: 64})
 	p, _ := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
 		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}}}})
 	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})

@@ -142,11 +142,11 @@ func FuzzGRPCCheck(f *testing.F) {
 	f.Add("GET", "https", "grafana.example.com", "/d?x", "text/html", "_ghbroker="+sessSRE, "", "acme/sre")
 	f.Add("GET", "", "evil.com", "/", "", "", "Bearer x,Bearer y", "")
 	f.Add("PUT", "HTTP", "status.example.com:80", "*", "*/*", "_ghbroker.1=a", "Basic x", ",,")
-	c, err := newChecker(testIssuer, newStubVerifier(), mustPolicy(f, testPolicyConfig()), "", nil, nil)
+	c, err := newChecker(testIssuer, newStubVerifier(), mustPolicy(f, testPolicyConfig()), "", nil, nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
-	g := &grpcAuthz{c: c}
+	g := &grpcAuthz{c: c, memo: newHeaderMemo()}
 	f.Fuzz(func(t *testing.T, method, scheme, host, path, accept, cookie, authz, groups string) {
 		hs := map[string]string{":authority": host, ":path": path, ":method": method, "accept": accept, "cookie": cookie, "authorization": authz}
 		res, err := g.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{

@@ -32,9 +32,13 @@ type GRPCOptions struct {
 	CookieName string
 	// Metrics records decisions. May be nil.
 	Metrics *Metrics
-	// Logger receives decisions at debug level and recovered panics at
-	// error level. Default discards.
+	// Logger receives decisions at debug level, checks refused as
+	// malformed at warn level (at most one line a second per reason, with
+	// a count of the lines held back) and recovered panics at error level.
+	// Default discards.
 	Logger *slog.Logger
+	// Now is the clock of the warn-level rate limit. Default time.Now.
+	Now func() time.Time
 	// SessionRefresh, when set, is asked on every request allowed by a
 	// session cookie for Set-Cookie values to send to the browser
 	// (OkHttpResponse.response_headers_to_add, which only the gRPC check
@@ -56,19 +60,19 @@ const authzService = "envoy.service.auth.v3.Authorization"
 // overall and for the Authorization service. The caller serves it on
 // authz.grpc_listen and stops it.
 //
-// The decision is the HTTP door's (SPEC §6), returned as an OkHttpResponse
-// (identity headers and Authorization, overwriting the client's; identity
-// headers not set are removed) or a DeniedHttpResponse (302 with Location,
-// 401 with WWW-Authenticate, 403 with a body). A Mapping's
+// The decision and the response are the HTTP door's, returned as an
+// OkHttpResponse (identity headers and Authorization, overwriting the
+// client's; identity headers not set are removed) or a DeniedHttpResponse
+// (302 with Location, 401 with WWW-Authenticate, 403 with a body). A Mapping's
 // auth_context_extensions allow_groups and allow_users (comma-separated)
 // narrow the policy for that route.
 func NewGRPCServer(opts GRPCOptions) (*grpc.Server, error) {
-	c, err := newChecker(opts.Issuer, opts.Verifier, opts.Policy, opts.CookieName, opts.Metrics, opts.Logger)
+	c, err := newChecker(opts.Issuer, opts.Verifier, opts.Policy, opts.CookieName, opts.Metrics, opts.Logger, opts.Now)
 	if err != nil {
 		return nil, err
 	}
 	s := grpc.NewServer(opts.ServerOptions...)
-	authv3.RegisterAuthorizationServer(s, &grpcAuthz{c: c, refresh: opts.SessionRefresh})
+	authv3.RegisterAuthorizationServer(s, &grpcAuthz{c: c, refresh: opts.SessionRefresh, memo: newHeaderMemo()})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(authzService, healthpb.HealthCheckResponse_SERVING)
@@ -81,6 +85,7 @@ type grpcAuthz struct {
 	authv3.UnimplementedAuthorizationServer
 	c       *checker
 	refresh func(*claims.Claims, string) []string
+	memo    *headerMemo
 }
 
 // Check answers one ext_authz request. It never returns an error: a
@@ -92,7 +97,9 @@ func (g *grpcAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (out *au
 	defer func() {
 		if p := recover(); p != nil {
 			g.c.log.ErrorContext(ctx, "authz check panicked; answering 401", slog.Any("panic", p), slog.String("door", doorGRPC.String()))
-			out, err, res = g.c.grpcDenied(verdict{result: resultUnauthenticated}, &Request{}), nil, resultUnauthenticated
+			v := verdict{result: resultUnauthenticated}
+			resp := g.c.respond(&Request{}, v, g.memo, nil)
+			out, err, res = g.write(&resp, v), nil, resultUnauthenticated
 		}
 		g.c.metrics.observe(doorGRPC, res, time.Since(start))
 	}()
@@ -101,18 +108,12 @@ func (g *grpcAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (out *au
 	hr := attrs.GetRequest().GetHttp()
 	hdrs := grpcHeaders(hr)
 	req, reqErr := grpcRequest(hr, hdrs)
-	var cookies *http.Request
-	if v := hdrs["cookie"]; len(v) > 0 {
-		cookies = &http.Request{Header: http.Header{"Cookie": v}}
-	}
 	ext := grpcExtensions(attrs.GetContextExtensions())
-	v := g.c.check(&req, reqErr, true, hdrs["authorization"], cookies, ext)
+	v := g.c.check(&req, reqErr, true, hdrs["authorization"], hdrs["cookie"], ext)
 	res = v.result
 	g.c.logDecision(ctx, doorGRPC, &req, v)
-	if v.result == resultAllow || v.result == resultPublic {
-		return g.allowed(v), nil
-	}
-	return g.c.grpcDenied(v, &req), nil
+	resp := g.c.respond(&req, v, g.memo, nil)
+	return g.write(&resp, v), nil
 }
 
 // grpcHeaders collects the request headers, lower-case, from the headers
@@ -137,7 +138,10 @@ func grpcHeaders(hr *authv3.AttributeContext_HttpRequest) map[string][]string {
 // grpcRequest reconstructs the original request from the attributes: the
 // scheme from X-Forwarded-Proto (set by Envoy's connection manager, the
 // client-facing scheme behind a TLS-terminating balancer), else the
-// attribute; host and path from the attributes, else the pseudo-headers.
+// attribute; host and path from the attributes (AttributeContext.HttpRequest
+// host and path), else the pseudo-headers. An attribute and its
+// pseudo-header that disagree are refused. X-Forwarded-Host is ignored, as
+// on the HTTP door's Envoy dialect: Envoy forwards the client's.
 func grpcRequest(hr *authv3.AttributeContext_HttpRequest, hdrs map[string][]string) (Request, error) {
 	first := func(k string) string {
 		if v := hdrs[k]; len(v) > 0 {
@@ -154,6 +158,12 @@ func grpcRequest(hr *authv3.AttributeContext_HttpRequest, hdrs map[string][]stri
 	method := or(hr.GetMethod(), first(":method"))
 	host := or(hr.GetHost(), or(first(":authority"), first("host")))
 	uri := or(hr.GetPath(), first(":path"))
+	if a := first(":authority"); a != "" && a != host && !sameHost(a, host) {
+		return Request{}, badRequest("host attribute and :authority disagree")
+	}
+	if p := first(":path"); p != "" && p != uri {
+		return Request{}, badRequest("path attribute and :path disagree")
+	}
 	scheme := "http"
 	if xfp := first("x-forwarded-proto"); xfp != "" {
 		s, _, _ := strings.Cut(xfp, ",")
@@ -165,11 +175,15 @@ func grpcRequest(hr *authv3.AttributeContext_HttpRequest, hdrs map[string][]stri
 	if err != nil {
 		return Request{}, err
 	}
-	var accept []string
-	if v, ok := hdrs["accept"]; ok {
-		accept = v
+	_, origin := hdrs["origin"]
+	_, acrm := hdrs["access-control-request-method"]
+	_, cookie := hdrs["cookie"]
+	_, authz := hdrs["authorization"]
+	ch := clientHeaders{
+		accept: hdrs["accept"], connection: hdrs["connection"], upgrade: hdrs["upgrade"],
+		origin: origin, acrm: acrm, credentials: cookie || authz,
 	}
-	return buildRequest(method, scheme, host, uri, accept)
+	return buildRequest(method, scheme, host, uri, ch)
 }
 
 // grpcExtensions reads allow_groups and allow_users; nil when neither is
@@ -192,76 +206,61 @@ func splitList(s string) []string {
 	return out
 }
 
-// allowed is an OkHttpResponse: the identity headers and Authorization
-// overwrite the client's, and identity headers not set are removed so
-// that a client cannot supply its own.
-func (g *grpcAuthz) allowed(v verdict) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{}
-	if v.claims == nil {
-		ok.HeadersToRemove = []string{headerKey(HeaderUser), headerKey(HeaderEmail), headerKey(HeaderGroups), headerKey(HeaderGroupsTruncated)}
-	} else {
-		id := identityOf(v.claims)
-		for _, kv := range [...]struct{ k, v string }{
-			{HeaderUser, id.user}, {HeaderEmail, id.email}, {HeaderGroups, id.groups},
-			{HeaderGroupsTruncated, truncatedValue(id.truncated)}, {"Authorization", "Bearer " + v.token},
-		} {
-			if kv.v == "" {
-				ok.HeadersToRemove = append(ok.HeadersToRemove, headerKey(kv.k))
-				continue
-			}
-			ok.Headers = append(ok.Headers, overwrite(headerKey(kv.k), kv.v))
-		}
-		if g.refresh != nil && v.kind == claims.KindSession {
-			for _, sc := range g.refresh(v.claims, v.token) {
-				ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{
-					Header:       &corev3.HeaderValue{Key: "set-cookie", Value: sc},
-					AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
-				})
-			}
-		}
-	}
-	return &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-	}
-}
-
-// grpcDenied is a DeniedHttpResponse: 302 to the login for a browser, 401
-// with a challenge, or 403 with a page.
-func (c *checker) grpcDenied(v verdict, req *Request) *authv3.CheckResponse {
-	var (
-		code   = codes.Unauthenticated
-		status = typev3.StatusCode_Unauthorized
-		hdrs   = []*corev3.HeaderValueOption{overwrite("cache-control", "no-store")}
-		body   string
-	)
-	switch v.result {
-	case resultRedirect:
-		status = typev3.StatusCode_Found
-		hdrs = append(hdrs, overwrite("location", LoginRedirect(c.issuer, *req, c.policy)))
-	case resultForbidden:
-		code, status = codes.PermissionDenied, typev3.StatusCode_Forbidden
-		user := displayName(v.claims)
-		if req.Browser {
-			body = string(c.pages.forbiddenPage(user, req.Host, v.dec.Rule))
-			hdrs = append(hdrs,
-				overwrite("content-type", "text/html; charset=utf-8"),
-				overwrite("content-security-policy", forbiddenCSP),
-				overwrite("x-content-type-options", "nosniff"))
+// write puts a response in a CheckResponse. A 200 is an OkHttpResponse:
+// the identity headers and Authorization overwrite the client's, and
+// identity headers not set are removed (OkHttpResponse.headers_to_remove)
+// so that a client cannot supply its own; a session allow may add
+// Set-Cookie for the browser (response_headers_to_add). Anything else is a
+// DeniedHttpResponse with the response's status, headers and body.
+func (g *grpcAuthz) write(resp *response, v verdict) *authv3.CheckResponse {
+	if resp.status == http.StatusOK {
+		ok := &authv3.OkHttpResponse{}
+		a := resp.identity
+		if a == nil {
+			ok.HeadersToRemove = []string{headerKey(HeaderUser), headerKey(HeaderEmail), headerKey(HeaderGroups), headerKey(HeaderGroupsTruncated)}
 		} else {
-			body = forbiddenText(user, req.Host, v.dec.Rule)
-			hdrs = append(hdrs, overwrite("content-type", "text/plain; charset=utf-8"))
+			for _, kv := range [...]struct {
+				k string
+				v []string
+			}{{HeaderUser, a.user}, {HeaderEmail, a.email}, {HeaderGroups, a.groups}, {HeaderGroupsTruncated, a.truncated}, {"Authorization", a.authorization}} {
+				if len(kv.v) == 0 {
+					ok.HeadersToRemove = append(ok.HeadersToRemove, headerKey(kv.k))
+					continue
+				}
+				ok.Headers = append(ok.Headers, overwrite(headerKey(kv.k), kv.v[0]))
+			}
+			if g.refresh != nil && v.kind == claims.KindSession {
+				for _, sc := range g.refresh(v.claims, v.token) {
+					ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{
+						Header:       &corev3.HeaderValue{Key: "set-cookie", Value: sc},
+						AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
+					})
+				}
+			}
 		}
-	default:
-		body = "unauthenticated\n"
-		hdrs = append(hdrs,
-			overwrite("www-authenticate", c.wwwAuthenticate(v)),
-			overwrite("content-type", "text/plain; charset=utf-8"))
+		return &authv3.CheckResponse{
+			Status:       &rpcstatus.Status{Code: int32(codes.OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}
+	}
+	code := codes.Unauthenticated
+	if resp.status == http.StatusForbidden {
+		code = codes.PermissionDenied
+	}
+	hdrs := []*corev3.HeaderValueOption{overwrite("cache-control", "no-store")}
+	if resp.location != "" {
+		hdrs = append(hdrs, overwrite("location", resp.location))
+	}
+	if resp.wwwAuthenticate != "" {
+		hdrs = append(hdrs, overwrite("www-authenticate", resp.wwwAuthenticate))
+	}
+	for _, f := range resp.headers {
+		hdrs = append(hdrs, overwrite(headerKey(f.key), f.value))
 	}
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code), Message: v.result.String()},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status: &typev3.HttpStatus{Code: status}, Headers: hdrs, Body: body,
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode(resp.status)}, Headers: hdrs, Body: string(resp.body),
 		}},
 	}
 }

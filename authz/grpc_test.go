@@ -287,3 +287,32 @@ func TestNewGRPCServerOptions(t *testing.T) {
 		t.Error("no policy: no error")
 	}
 }
+
+// TestGRPCAttributesAgree: the host and path attributes and their
+// pseudo-headers are one request when they agree; when they disagree the
+// check is refused (401), never followed.
+func TestGRPCAttributesAgree(t *testing.T) {
+	conn := startGRPC(t, GRPCOptions{})
+	client := authv3.NewAuthorizationClient(conn)
+	for _, tt := range []struct {
+		name    string
+		headers map[string]string
+		want    typev3.StatusCode
+	}{
+		{"agree", nil, typev3.StatusCode_Found},
+		{":authority with a port and another case", map[string]string{":authority": "Grafana.example.com:443"}, typev3.StatusCode_Found},
+		{"X-Forwarded-Host is ignored", map[string]string{"x-forwarded-host": "status.example.com"}, typev3.StatusCode_Found},
+		{":authority names another host", map[string]string{":authority": "status.example.com"}, typev3.StatusCode_Unauthorized},
+		{":path names another path", map[string]string{":path": "/admin"}, typev3.StatusCode_Unauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := client.Check(context.Background(), envoyCheck("GET", "https", grafanaHost, "/", tt.headers, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.GetDeniedResponse().GetStatus().GetCode(); got != tt.want {
+				t.Errorf("status %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

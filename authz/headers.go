@@ -105,6 +105,9 @@ type headerMemo struct {
 func newHeaderMemo() *headerMemo { return &headerMemo{seed: maphash.MakeSeed()} }
 
 func (m *headerMemo) get(c *claims.Claims, token string, authorization []string) *allowHeaders {
+	if m == nil {
+		return newAllowHeaders(c, token, authorization)
+	}
 	p := uintptr(unsafe.Pointer(c))
 	slot := &m.slots[maphash.Comparable(m.seed, p)%uint64(len(m.slots))]
 	if a := slot.Load(); a != nil && a.claims == c && a.token == token {

@@ -2,16 +2,14 @@ package authz
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
 )
@@ -19,7 +17,8 @@ import (
 // DefaultCookieName is the SSO cookie's name when none is configured.
 const DefaultCookieName = "_ghbroker"
 
-// Identity headers set on an allowed request for the upstream (SPEC §6).
+// Identity headers set on an allowed request for the upstream, named as
+// oauth2-proxy names them so that upstreams configured for it work as is.
 const (
 	// HeaderUser carries the GitHub login (preferred_username).
 	HeaderUser = "X-Auth-Request-User"
@@ -64,29 +63,35 @@ type HTTPOptions struct {
 	Prefix string
 	// Metrics records decisions. May be nil.
 	Metrics *Metrics
-	// Logger receives decisions at debug level and recovered panics at
-	// error level. Default discards.
+	// Logger receives decisions at debug level, checks refused as
+	// malformed at warn level (at most one line a second per reason, with
+	// a count of the lines held back) and recovered panics at error level.
+	// Default discards.
 	Logger *slog.Logger
+	// Now is the clock of the warn-level rate limit. Default time.Now.
+	Now func() time.Time
 }
 
 // NewHTTPHandler returns the HTTP authorization check for Ambassador/Envoy
-// (proto: http), nginx auth_request and Traefik forwardAuth (SPEC §6):
+// (proto: http), nginx auth_request and Traefik forwardAuth:
 //
 //   - allowed: 200 exactly (Envoy allows on 200 only), empty body, the
 //     identity headers and Authorization: Bearer <the verified token>;
 //     X-Auth-Request-Groups is cut at a group boundary to fit 8 KiB and
 //     X-Auth-Request-Groups-Truncated: true says so;
 //   - no or invalid credential: a browser navigation is redirected (302) to
-//     the login; nginx, non-browsers and requests that presented a Bearer
-//     token get 401 with WWW-Authenticate: Bearer (RFC 6750 §3: error=
-//     only when a credential was presented);
+//     the login; nginx, non-browsers, WebSocket handshakes and requests
+//     that presented a Bearer token get 401 with WWW-Authenticate: Bearer
+//     (RFC 6750 §3: error= only when a credential was presented);
+//   - a CORS preflight without credentials on a rule with allow_preflight:
+//     200, as on a public rule;
 //   - valid but not admitted: 403, an HTML page for browsers.
 //
 // It answers every method, never reads the request body and never answers
 // 5xx (Envoy would turn it into status_on_error): a recovered panic is
 // logged and answered 401. Every response carries Cache-Control: no-store.
 func NewHTTPHandler(opts HTTPOptions) (http.Handler, error) {
-	c, err := newChecker(opts.Issuer, opts.Verifier, opts.Policy, opts.CookieName, opts.Metrics, opts.Logger)
+	c, err := newChecker(opts.Issuer, opts.Verifier, opts.Policy, opts.CookieName, opts.Metrics, opts.Logger, opts.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +112,10 @@ type checker struct {
 	log      *slog.Logger
 	pages    *pages
 	realm    string // `Bearer realm="<issuer>"`
+	warn     *warnLimiter
 }
 
-func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Metrics, log *slog.Logger) (*checker, error) {
+func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Metrics, log *slog.Logger, now func() time.Time) (*checker, error) {
 	switch {
 	case issuer == "":
 		return nil, errors.New("authz: an issuer is required")
@@ -131,7 +137,7 @@ func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Met
 	}
 	return &checker{
 		issuer: issuer, verifier: v, policy: p, cookie: cookie, metrics: m, log: log, pages: pg,
-		realm: `Bearer realm="` + quoteSafe(issuer) + `"`,
+		realm: `Bearer realm="` + quoteSafe(issuer) + `"`, warn: newWarnLimiter(now),
 	}, nil
 }
 
@@ -145,14 +151,15 @@ type verdict struct {
 	bearer  bool           // a Bearer token was presented, valid or not
 	refused error          // why a presented credential was refused
 	invalid string         // an invalid_request description
+	reqErr  error          // why the original request could not be reconstructed
 }
 
 // check authenticates and decides. redirects says whether the door can send
 // a browser to the login (not nginx). authz are the Authorization header
-// values; cookies carries the Cookie header.
-func (c *checker) check(req *Request, reqErr error, redirects bool, authz []string, cookies *http.Request, ext *Extensions) verdict {
+// values; cookies are the Cookie header lines.
+func (c *checker) check(req *Request, reqErr error, redirects bool, authz []string, cookies []string, ext *Extensions) verdict {
 	if reqErr != nil {
-		return verdict{result: resultUnauthenticated, invalid: "the original request could not be reconstructed"}
+		return verdict{result: resultUnauthenticated, invalid: "the original request could not be reconstructed", reqErr: reqErr}
 	}
 	v := c.authenticate(authz, cookies)
 	if v.invalid != "" {
@@ -183,7 +190,7 @@ func (c *checker) check(req *Request, reqErr error, redirects bool, authz []stri
 // Authorization header carries one (RFC 6750 §2.1), else the first valid
 // session cookie candidate. A session token is accepted only from the
 // cookie: as Bearer it is verified as an access or ID token and refused.
-func (c *checker) authenticate(authz []string, cookies *http.Request) verdict {
+func (c *checker) authenticate(authz []string, cookies []string) verdict {
 	var v verdict
 	switch {
 	case len(authz) > 1:
@@ -207,9 +214,6 @@ func (c *checker) authenticate(authz []string, cookies *http.Request) verdict {
 		}
 		return v
 	}
-	if cookies == nil {
-		return v
-	}
 	for _, tok := range sessioncookie.Candidates(cookies, c.cookie) {
 		cl, err := c.verify(tok, claims.KindSession)
 		if err == nil {
@@ -224,12 +228,13 @@ func (c *checker) authenticate(authz []string, cookies *http.Request) verdict {
 }
 
 // verifyBearer verifies an access token, or an ID token when the token
-// says it is one ("typ": "JWT"); the verifier accepts an ID token only for
-// an audience in authz.id_token_audiences.
+// says it is one (verify.KindOf); the verifier accepts an ID token only for
+// an audience in authz.id_token_audiences. The access-token attempt comes
+// first so that a cached access token costs no header decoding.
 func (c *checker) verifyBearer(v *verdict, tok string) {
 	cl, err := c.verify(tok, claims.KindAccess)
 	kind := claims.KindAccess
-	if errors.Is(err, ErrType) && isIDTokenType(tokenType(tok)) {
+	if errors.Is(err, verify.ErrType) && isIDToken(tok) {
 		cl, err = c.verify(tok, claims.KindID)
 		kind = claims.KindID
 	}
@@ -240,41 +245,18 @@ func (c *checker) verifyBearer(v *verdict, tok string) {
 	v.claims, v.token, v.kind = cl, tok, kind
 }
 
+// isIDToken reports whether tok says it is an ID token (verify.KindOf).
+func isIDToken(tok string) bool {
+	k, ok := verify.KindOf(tok)
+	return ok && k == claims.KindID
+}
+
 func (c *checker) verify(tok string, kind claims.Kind) (*claims.Claims, error) {
 	cl, err := c.verifier.Verify(tok, kind)
 	if err == nil && cl == nil {
-		err = ErrMalformed
+		err = verify.ErrMalformed
 	}
 	return cl, err
-}
-
-// tokenType reads the "typ" header of a compact JWS without verifying
-// anything; "" when it cannot.
-func tokenType(tok string) string {
-	h, _, ok := strings.Cut(tok, ".")
-	if !ok || len(h) > 4096 {
-		return ""
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(h)
-	if err != nil {
-		return ""
-	}
-	var hdr struct {
-		Typ string `json:"typ"`
-	}
-	if json.Unmarshal(raw, &hdr) != nil {
-		return ""
-	}
-	return hdr.Typ
-}
-
-// isIDTokenType reports a "typ" of an ID token: "JWT", compared without
-// case and with an optional "application/" prefix (RFC 7515 §4.1.9).
-func isIDTokenType(typ string) bool {
-	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
-		typ = typ[len("application/"):]
-	}
-	return strings.EqualFold(typ, string(claims.KindID))
 }
 
 // wwwAuthenticate is the 401 challenge (RFC 6750 §3): error= only when a
@@ -292,17 +274,17 @@ func (c *checker) wwwAuthenticate(v verdict) string {
 // refusalText says why a token was refused, in words safe to send.
 func refusalText(err error) string {
 	switch {
-	case errors.Is(err, ErrExpired):
+	case errors.Is(err, verify.ErrExpired):
 		return "the token has expired"
-	case errors.Is(err, ErrNotYetValid):
+	case errors.Is(err, verify.ErrNotYetValid):
 		return "the token is not valid yet"
-	case errors.Is(err, ErrType):
+	case errors.Is(err, verify.ErrType):
 		return "this kind of token is not accepted here"
-	case errors.Is(err, ErrAudience):
+	case errors.Is(err, verify.ErrAudience):
 		return "the token is not meant for this service"
-	case errors.Is(err, ErrIssuer):
+	case errors.Is(err, verify.ErrIssuer):
 		return "the token was issued by someone else"
-	case errors.Is(err, ErrMalformed):
+	case errors.Is(err, verify.ErrMalformed):
 		return "the token is malformed"
 	}
 	return "the token is not valid"
@@ -372,8 +354,10 @@ func displayName(c *claims.Claims) string {
 	return c.Subject
 }
 
-// logDecision logs one check at debug level.
+// logDecision logs one check at debug level, and a malformed one at warn
+// level (warnRefused).
 func (c *checker) logDecision(ctx context.Context, d door, req *Request, v verdict) {
+	c.warnRefused(ctx, d, v)
 	if !c.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
@@ -423,49 +407,36 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	req, dialect, err := ParseHTTPRequest(r, h.prefix)
 	d = doorOf(dialect)
-	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r, nil)
+	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r.Header["Cookie"], nil)
 	res = v.result
 	h.c.logDecision(r.Context(), d, &req, v)
-	h.write(w, &req, dialect, v, r.Header["Authorization"])
+	resp := h.c.respond(&req, v, h.memo, r.Header["Authorization"])
+	write(w, &resp, dialect == DialectAmbassador)
 }
 
-// write puts a verdict on the wire. Headers are all set before WriteHeader.
-func (h *httpHandler) write(w http.ResponseWriter, req *Request, dialect Dialect, v verdict, authHeader []string) {
+// write puts a response on the wire, every header before WriteHeader.
+// withRemove adds Envoy's removal list (the Ambassador dialect only).
+func write(w http.ResponseWriter, resp *response, withRemove bool) {
 	hdr := w.Header()
 	hdr[keyCacheControl] = valNoStore
-	switch v.result {
-	case resultAllow, resultPublic:
-		if v.claims != nil {
-			var own []string // the request's own "Bearer <token>", when that is where the token came from
-			if v.bearer {
-				own = authHeader
-			}
-			h.memo.get(v.claims, v.token, own).set(hdr, dialect == DialectAmbassador)
-		} else if dialect == DialectAmbassador {
-			hdr[keyRemove] = removeLists[15]
-		}
-		w.WriteHeader(http.StatusOK)
-	case resultRedirect:
-		hdr.Set("Location", LoginRedirect(h.c.issuer, *req, h.c.policy))
-		w.WriteHeader(http.StatusFound)
-	case resultForbidden:
-		user := displayName(v.claims)
-		if req.Browser {
-			hdr.Set("Content-Type", "text/html; charset=utf-8")
-			hdr.Set("Content-Security-Policy", forbiddenCSP)
-			hdr.Set("X-Content-Type-Options", "nosniff")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write(h.c.pages.forbiddenPage(user, req.Host, v.dec.Rule))
-			return
-		}
-		hdr.Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusForbidden)
-		_, _ = io.WriteString(w, forbiddenText(user, req.Host, v.dec.Rule))
-	default:
-		hdr.Set("WWW-Authenticate", h.c.wwwAuthenticate(v))
-		hdr.Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = io.WriteString(w, "unauthenticated\n")
+	switch {
+	case resp.identity != nil:
+		resp.identity.set(hdr, withRemove)
+	case resp.status == http.StatusOK && withRemove:
+		hdr[keyRemove] = removeLists[15]
+	}
+	if resp.location != "" {
+		hdr.Set("Location", resp.location)
+	}
+	if resp.wwwAuthenticate != "" {
+		hdr.Set("WWW-Authenticate", resp.wwwAuthenticate)
+	}
+	for _, f := range resp.headers {
+		hdr.Set(f.key, f.value)
+	}
+	w.WriteHeader(resp.status)
+	if len(resp.body) > 0 {
+		_, _ = w.Write(resp.body)
 	}
 }
 

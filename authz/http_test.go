@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
 	"github.com/ghbroker/ghbroker/keys"
@@ -27,8 +28,8 @@ import (
 const testIssuer = "https://auth.example.com"
 
 // stubVerifier is a test-only TokenVerifier: a map from token to what it
-// verifies as. A token verified as another kind fails with ErrType, as the
-// real verifier's "typ" check does. It records every call.
+// verifies as. A token verified as another kind fails with verify.ErrType,
+// as the real verifier's "typ" check does. It records every call.
 type stubVerifier struct {
 	tokens map[string]stubToken
 	mu     sync.Mutex
@@ -53,9 +54,9 @@ func (s *stubVerifier) Verify(token string, kind claims.Kind) (*claims.Claims, e
 	t, ok := s.tokens[token]
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("%w: not a test token", ErrMalformed)
+		return nil, fmt.Errorf("%w: not a test token", verify.ErrMalformed)
 	case t.kind != kind:
-		return nil, fmt.Errorf("%w: want %s", ErrType, kind)
+		return nil, fmt.Errorf("%w: want %s", verify.ErrType, kind)
 	case t.err != nil:
 		return nil, t.err
 	}
@@ -96,12 +97,12 @@ func newStubVerifier() *stubVerifier {
 	return &stubVerifier{tokens: map[string]stubToken{
 		sessSRE:     {kind: claims.KindSession, claims: sre},
 		sessBob:     {kind: claims.KindSession, claims: bob},
-		sessExpired: {kind: claims.KindSession, err: fmt.Errorf("%w: 2m ago", ErrExpired)},
+		sessExpired: {kind: claims.KindSession, err: fmt.Errorf("%w: 2m ago", verify.ErrExpired)},
 		sessLong:    {kind: claims.KindSession, claims: sre},
 		atSRE:       {kind: claims.KindAccess, claims: sre},
-		atExpired:   {kind: claims.KindAccess, err: fmt.Errorf("%w: 2m ago", ErrExpired)},
+		atExpired:   {kind: claims.KindAccess, err: fmt.Errorf("%w: 2m ago", verify.ErrExpired)},
 		idOK:        {kind: claims.KindID, claims: sre},
-		idOtherAud:  {kind: claims.KindID, err: fmt.Errorf("%w: not listed", ErrAudience)},
+		idOtherAud:  {kind: claims.KindID, err: fmt.Errorf("%w: not listed", verify.ErrAudience)},
 	}}
 }
 
@@ -669,7 +670,7 @@ func TestHTTPRealTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ver, err := NewVerifier(VerifierOptions{Issuer: testIssuer, Keys: mgr, IDTokenAudiences: []string{"grafana"}})
+	ver, err := verify.New(verify.Options{Issuer: testIssuer, Keys: mgr, IDTokenAudiences: []string{"grafana"}})
 	if err != nil {
 		t.Fatal(err)
 	}

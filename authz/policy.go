@@ -11,8 +11,8 @@ import (
 	"github.com/ghbroker/ghbroker/claims"
 )
 
-// Policy is the compiled per-host access policy (SPEC §3 "policy", §6). It
-// is built once at start-up by CompilePolicy and is immutable afterwards,
+// Policy is the compiled per-host access policy (the configuration's
+// policy section). It is built once at start-up by CompilePolicy and is immutable afterwards,
 // so one Policy serves every front door and goroutine without locking.
 //
 // Matching, in order:
@@ -50,12 +50,13 @@ type hostRules struct {
 // rule is one compiled (host pattern, path prefix) entry. Rules compiled
 // from one configuration rule share their sets.
 type rule struct {
-	prefix        string // normalised path prefix; "" covers every path
-	public        bool
-	authenticated bool
-	groups        nameSet
-	users         nameSet
-	desc          string
+	prefix         string // normalised path prefix; "" covers every path
+	public         bool
+	allowPreflight bool // a CORS preflight passes as on a public rule
+	authenticated  bool
+	groups         nameSet
+	users          nameSet
+	desc           string
 }
 
 // nameSet is a set of lower-case names matched ignoring ASCII case: a
@@ -203,11 +204,12 @@ func CompilePolicy(p PolicyConfig) (*Policy, error) {
 func compileRule(r RuleConfig) []*rule {
 	a := r.Allow
 	base := rule{
-		public:        r.Public,
-		authenticated: a.Authenticated,
-		groups:        newNameSet(a.Groups),
-		users:         newNameSet(a.Users),
-		desc:          describe(r),
+		public:         r.Public,
+		allowPreflight: r.AllowPreflight,
+		authenticated:  a.Authenticated,
+		groups:         newNameSet(a.Groups),
+		users:          newNameSet(a.Users),
+		desc:           describe(r),
 	}
 	if len(r.Paths) == 0 {
 		ru := base
@@ -253,7 +255,9 @@ func joinOr(s []string) string {
 
 // Evaluate decides whether the holder of c may make request r. c == nil
 // means no valid credential. ext, when non-nil and non-empty, narrows the
-// policy. Evaluate is pure and, for an already-clean path, allocation-free.
+// policy. A CORS preflight (r.Preflight) on a rule with allow_preflight is
+// decided as on a public rule. Evaluate is pure and, for an already-clean
+// path, allocation-free.
 func (p *Policy) Evaluate(c *claims.Claims, r *Request, ext *Extensions) Decision {
 	ru := p.badPath
 	if np, ok := normalizePath(r.Path); ok {
@@ -261,7 +265,7 @@ func (p *Policy) Evaluate(c *claims.Claims, r *Request, ext *Extensions) Decisio
 	}
 	narrow := ext != nil && (len(ext.AllowGroups) > 0 || len(ext.AllowUsers) > 0)
 	switch {
-	case ru.public && !narrow:
+	case (ru.public || (r.Preflight && ru.allowPreflight)) && !narrow:
 		return Decision{Outcome: Allow, Public: true, Rule: ru.desc}
 	case c == nil:
 		return Decision{Outcome: Unauthenticated, Rule: ru.desc}
@@ -419,54 +423,4 @@ func cleanPath(p string) bool {
 		}
 	}
 	return true
-}
-
-// lookupFold looks s up in a map keyed by ASCII-lower-case strings without
-// allocating for keys up to 256 bytes.
-func lookupFold[V any](m map[string]V, s string) (V, bool) {
-	if !hasUpper(s) {
-		v, ok := m[s]
-		return v, ok
-	}
-	var buf [256]byte
-	if len(s) > len(buf) {
-		v, ok := m[asciiLower(s)]
-		return v, ok
-	}
-	b := buf[:len(s)]
-	for i := range len(s) {
-		b[i] = lowerByte(s[i])
-	}
-	v, ok := m[string(b)]
-	return v, ok
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
-}
-
-func lowerByte(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// asciiLower lower-cases ASCII letters only: GitHub logins, org and team
-// slugs and host names are ASCII, and folding the same way on both sides
-// keeps lookups consistent.
-func asciiLower(s string) string {
-	if !hasUpper(s) {
-		return s
-	}
-	b := []byte(s)
-	for i := range b {
-		b[i] = lowerByte(b[i])
-	}
-	return string(b)
 }

@@ -10,7 +10,7 @@ import (
 
 // Request is the original request that a gateway asks about, as every
 // front door reconstructs it (ParseHTTPRequest, the gRPC Check). Evaluate
-// reads only Host and Path.
+// reads only Host, Path and Preflight.
 type Request struct {
 	// Method is the original HTTP method.
 	Method string
@@ -26,14 +26,26 @@ type Request struct {
 	// RawQuery is the query without "?".
 	RawQuery string
 	// Browser reports a navigation: GET or HEAD, and Accept contains
-	// text/html or is absent (Emissary drops Accept unless configured).
+	// text/html or is absent (Emissary drops Accept unless configured),
+	// and not a WebSocket handshake.
 	Browser bool
+	// WebSocket reports a WebSocket opening handshake (RFC 6455 §4.1:
+	// Connection names "upgrade" and Upgrade names "websocket"). It is
+	// never a navigation: browsers do not follow a redirect answering a
+	// handshake, so a sign-in is asked for with 401.
+	WebSocket bool
+	// Preflight reports a CORS preflight (Fetch Standard §3.2.2,
+	// "CORS-preflight request"): OPTIONS with Origin and
+	// Access-Control-Request-Method, and neither Cookie nor
+	// Authorization (a browser never sends credentials on a preflight, so
+	// a request that does is decided as any other).
+	Preflight bool
 }
 
 // Dialect is the gateway convention an HTTP check arrived in.
 type Dialect int
 
-// Dialects, told apart by the headers each gateway sets (contracts.md A.6).
+// Dialects, told apart by the headers each gateway sets.
 const (
 	// DialectAmbassador is Emissary/Ambassador AuthService proto: http and
 	// Envoy's HTTP ext_authz: the check request is the original request,
@@ -87,16 +99,44 @@ const (
 	hdrForwardedHost   = "X-Forwarded-Host"
 	hdrForwardedProto  = "X-Forwarded-Proto"
 	hdrAccept          = "Accept"
+	hdrConnection      = "Connection"
+	hdrUpgrade         = "Upgrade"
+	hdrOrigin          = "Origin"
+	hdrACRM            = "Access-Control-Request-Method"
+	hdrCookie          = "Cookie"
+	hdrAuthorization   = "Authorization"
 )
+
+// clientHeaders are the original request's headers that reconstruction
+// reads besides its URL and method, gathered by each door from its own
+// header representation.
+type clientHeaders struct {
+	accept              []string // nil when absent
+	connection, upgrade []string
+	origin, acrm        bool // Origin, Access-Control-Request-Method present
+	credentials         bool // Cookie or Authorization present
+}
+
+// httpClientHeaders reads clientHeaders from an HTTP check, whose headers
+// are the original request's (the gateways pass them through).
+func httpClientHeaders(h http.Header) clientHeaders {
+	_, origin := h[hdrOrigin]
+	_, acrm := h[hdrACRM]
+	_, cookie := h[hdrCookie]
+	_, authz := h[hdrAuthorization]
+	return clientHeaders{
+		accept: h[hdrAccept], connection: h[hdrConnection], upgrade: h[hdrUpgrade],
+		origin: origin, acrm: acrm, credentials: cookie || authz,
+	}
+}
 
 // ParseHTTPRequest reconstructs the original request from an HTTP check,
 // choosing the dialect from the headers present:
 //
-//   - nginx: X-Original-URL (an absolute URL) or X-Original-URI (path and
-//     query; host from the Host header, which the documented snippet sets
-//     with proxy_set_header Host $host), X-Original-Method, scheme from
-//     X-Forwarded-Proto. auth_request passes the client's own headers
-//     through, so a client-sent X-Forwarded-Host is ignored here.
+//   - nginx: X-Original-URL (an absolute URL) and/or X-Original-URI (path
+//     and query; host from the Host header, which the documented snippet
+//     sets with proxy_set_header Host $host), X-Original-Method, scheme
+//     from X-Original-URL, else X-Forwarded-Proto.
 //   - Traefik: X-Forwarded-Uri, X-Forwarded-Method, X-Forwarded-Host,
 //     X-Forwarded-Proto (Traefik overwrites them unless trustForwardHeader).
 //   - otherwise Ambassador/Envoy: the request's own method and Host (Envoy
@@ -106,8 +146,20 @@ const (
 //     "/authz" + "/foo" = "/authz/foo"; a bare prefix means "/"), scheme
 //     from X-Forwarded-Proto.
 //
-// A request carrying both nginx and Traefik headers is refused: the client
-// may have set either family, and only the gateway knows which.
+// Headers that say the same thing are one request; headers that disagree
+// are refused, never followed, since the client may have sent either and
+// only the gateway knows which:
+//
+//   - nginx: X-Original-URL and X-Original-URI must name the same path and
+//     query, and the URL's host must be the Host header's; X-Forwarded-Host,
+//     when present, must name the original host. Hosts compare without
+//     case and without a trailing dot; a port on one side only is no
+//     disagreement (nginx's $host drops the port that $http_host keeps),
+//     two different ports are.
+//   - a header repeated with one value is that value; repeated with
+//     different values it is refused.
+//   - nginx and Traefik headers together are refused whatever they say:
+//     nothing tells which gateway set its own.
 //
 // Every error wraps ErrBadRequest. The dialect is returned even then.
 func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) {
@@ -115,42 +167,12 @@ func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) 
 	_, nginxURL := h[hdrOriginalURL]
 	_, nginxURI := h[hdrOriginalURI]
 	_, traefik := h[hdrForwardedURI]
+	ch := httpClientHeaders(h)
 	switch {
 	case (nginxURL || nginxURI) && traefik:
 		return Request{}, DialectNginx, badRequest("both nginx (X-Original-*) and Traefik (X-Forwarded-Uri) headers")
-	case nginxURL && nginxURI:
-		// nginx passes the client's own headers into the subrequest: one of
-		// the two may be the client's, so neither can be trusted.
-		return Request{}, DialectNginx, badRequest("both X-Original-URL and X-Original-URI")
-	case nginxURL:
-		raw, err := singleHeader(h, hdrOriginalURL)
-		if err != nil {
-			return Request{}, DialectNginx, err
-		}
-		method, err := methodOr(h, hdrOriginalMethod, r.Method)
-		if err != nil {
-			return Request{}, DialectNginx, err
-		}
-		scheme, hostport, uri, err := splitAbsoluteURL(raw)
-		if err != nil {
-			return Request{}, DialectNginx, err
-		}
-		req, err := buildRequest(method, scheme, hostport, uri, h[hdrAccept])
-		return req, DialectNginx, err
-	case nginxURI:
-		uri, err := singleHeader(h, hdrOriginalURI)
-		if err != nil {
-			return Request{}, DialectNginx, err
-		}
-		method, err := methodOr(h, hdrOriginalMethod, r.Method)
-		if err != nil {
-			return Request{}, DialectNginx, err
-		}
-		scheme, err := forwardedProto(h)
-		if err != nil {
-			return Request{}, DialectNginx, err
-		}
-		req, err := buildRequest(method, scheme, r.Host, uri, h[hdrAccept])
+	case nginxURL || nginxURI:
+		req, err := parseNginx(r, nginxURL, nginxURI, ch)
 		return req, DialectNginx, err
 	case traefik:
 		uri, err := singleHeader(h, hdrForwardedURI)
@@ -165,13 +187,13 @@ func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) 
 		if err != nil {
 			return Request{}, DialectTraefik, err
 		}
-		host := r.Host
+		host := r.Host // Traefik's request to the check carries the check's own Host
 		if _, ok := h[hdrForwardedHost]; ok {
 			if host, err = singleHeader(h, hdrForwardedHost); err != nil {
 				return Request{}, DialectTraefik, err
 			}
 		}
-		req, err := buildRequest(method, scheme, host, uri, h[hdrAccept])
+		req, err := buildRequest(method, scheme, host, uri, ch)
 		return req, DialectTraefik, err
 	}
 	uri, err := envoyURI(r, prefix)
@@ -182,8 +204,55 @@ func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) 
 	if err != nil {
 		return Request{}, DialectAmbassador, err
 	}
-	req, err := buildRequest(r.Method, scheme, r.Host, uri, h[hdrAccept])
+	req, err := buildRequest(r.Method, scheme, r.Host, uri, ch)
 	return req, DialectAmbassador, err
+}
+
+// parseNginx reconstructs an nginx auth_request check, which carries
+// X-Original-URL (hasURL), X-Original-URI (hasURI) or both.
+func parseNginx(r *http.Request, hasURL, hasURI bool, ch clientHeaders) (Request, error) {
+	h := r.Header
+	method, err := methodOr(h, hdrOriginalMethod, r.Method)
+	if err != nil {
+		return Request{}, err
+	}
+	var scheme, hostport, uri string
+	if hasURL {
+		raw, err := singleHeader(h, hdrOriginalURL)
+		if err != nil {
+			return Request{}, err
+		}
+		if scheme, hostport, uri, err = splitAbsoluteURL(raw); err != nil {
+			return Request{}, err
+		}
+	}
+	if hasURI {
+		u, err := singleHeader(h, hdrOriginalURI)
+		if err != nil {
+			return Request{}, err
+		}
+		switch {
+		case !hasURL:
+			uri, hostport = u, r.Host
+			if scheme, err = forwardedProto(h); err != nil {
+				return Request{}, err
+			}
+		case u != uri:
+			return Request{}, badRequest("X-Original-URL and X-Original-URI name different paths")
+		case !sameHost(hostport, r.Host):
+			return Request{}, badRequest("X-Original-URL and Host name different hosts")
+		}
+	}
+	if _, ok := h[hdrForwardedHost]; ok {
+		xfh, err := singleHeader(h, hdrForwardedHost)
+		if err != nil {
+			return Request{}, err
+		}
+		if !sameHost(xfh, hostport) {
+			return Request{}, badRequest("X-Forwarded-Host and the original host disagree")
+		}
+	}
+	return buildRequest(method, scheme, hostport, uri, ch)
 }
 
 // envoyURI is the original request target of an Ambassador/Envoy check:
@@ -213,11 +282,17 @@ func envoyURI(r *http.Request, prefix string) (string, error) {
 	return "", badRequest("request target is not under %q", prefix)
 }
 
-// singleHeader returns the only value of header key; several are ambiguous.
+// singleHeader returns the value of header key. Repeated with one value it
+// is that value; repeated with different values it is ambiguous.
 func singleHeader(h http.Header, key string) (string, error) {
 	v := h[key]
-	if len(v) != 1 {
-		return "", badRequest("%d %s headers", len(v), key)
+	if len(v) == 0 {
+		return "", badRequest("no %s header", key)
+	}
+	for _, o := range v[1:] {
+		if o != v[0] {
+			return "", badRequest("%s headers that disagree", key)
+		}
 	}
 	return v[0], nil
 }
@@ -278,8 +353,7 @@ func splitAbsoluteURL(raw string) (scheme, hostport, uri string, err error) {
 }
 
 // buildRequest validates and assembles the parts of an original request.
-// accept holds the Accept header's values, nil when it is absent.
-func buildRequest(method, scheme, hostport, uri string, accept []string) (Request, error) {
+func buildRequest(method, scheme, hostport, uri string, ch clientHeaders) (Request, error) {
 	if !validMethod(method) {
 		return Request{}, badRequest("method is not an HTTP token")
 	}
@@ -297,14 +371,17 @@ func buildRequest(method, scheme, hostport, uri string, accept []string) (Reques
 		return Request{}, badRequest("control character or space in the request target")
 	}
 	p, q, _ := strings.Cut(uri, "?")
+	ws := hasToken(ch.connection, "upgrade") && hasToken(ch.upgrade, "websocket")
 	return Request{
-		Method:   method,
-		Scheme:   scheme,
-		Host:     host,
-		HostPort: hp,
-		Path:     p,
-		RawQuery: q,
-		Browser:  isBrowser(method, accept),
+		Method:    method,
+		Scheme:    scheme,
+		Host:      host,
+		HostPort:  hp,
+		Path:      p,
+		RawQuery:  q,
+		Browser:   !ws && isBrowser(method, ch.accept),
+		WebSocket: ws,
+		Preflight: method == http.MethodOptions && ch.origin && ch.acrm && !ch.credentials,
 	}, nil
 }
 
@@ -319,24 +396,6 @@ func isBrowser(method string, accept []string) bool {
 	}
 	for _, v := range accept {
 		if containsFold(v, "text/html") {
-			return true
-		}
-	}
-	return false
-}
-
-// containsFold reports whether s contains the lower-case ASCII needle,
-// ignoring ASCII case, without allocating.
-func containsFold(s, needle string) bool {
-	for i := 0; i+len(needle) <= len(s); i++ {
-		match := true
-		for j := 0; j < len(needle); j++ {
-			if lowerByte(s[i+j]) != needle[j] {
-				match = false
-				break
-			}
-		}
-		if match {
 			return true
 		}
 	}
@@ -369,66 +428,6 @@ func parseHost(hostport string) (host, hp string, err error) {
 		hp = host + ":" + port
 	}
 	return host, hp, nil
-}
-
-func validPort(p string) bool {
-	if p == "" || len(p) > 5 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// validHostName accepts a DNS name of letters, digits, dots and hyphens
-// with no empty label.
-func validHostName(h string) bool {
-	return h != "" && len(h) <= maxHostLen && validHostChars(h) &&
-		h[0] != '.' && h[len(h)-1] != '.' && !strings.Contains(h, "..")
-}
-
-// validURIChars rejects control characters and spaces, which no request
-// target on the wire carries.
-func validURIChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validHostChars accepts letters, digits, dots and hyphens only.
-func validHostChars(h string) bool {
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validMethod accepts an RFC 9110 token of at most 32 bytes.
-func validMethod(m string) bool {
-	if m == "" || len(m) > maxMethodLen {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // LoginRedirect is where an unauthenticated browser is sent: the broker's

@@ -35,7 +35,7 @@ func TestParseHTTPRequest(t *testing.T) {
 		{name: "trailing dot", method: "HEAD", target: "/", host: "a.example.com.", header: h("Accept", "TEXT/HTML"), dialect: DialectAmbassador,
 			want: Request{Method: "HEAD", Scheme: "http", Host: "a.example.com", HostPort: "a.example.com", Path: "/", Browser: true}},
 		{name: "nginx X-Original-URI", prefix: "/authz", method: "GET", target: "/authz", host: "grafana.example.com",
-			header: h("X-Original-URI", "/d/x?a=b", "X-Original-Method", "DELETE", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.com"), dialect: DialectNginx,
+			header: h("X-Original-URI", "/d/x?a=b", "X-Original-Method", "DELETE", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "Grafana.example.com:8443"), dialect: DialectNginx,
 			want: Request{Method: "DELETE", Scheme: "https", Host: "grafana.example.com", HostPort: "grafana.example.com", Path: "/d/x", RawQuery: "a=b"}},
 		{name: "nginx X-Original-URL", method: "GET", target: "/whatever", host: "broker.internal",
 			header: h("X-Original-URL", "HTTPS://Grafana.example.com:444?x", "X-Forwarded-Proto", "http", "Accept", "text/html"), dialect: DialectNginx,
@@ -161,5 +161,144 @@ func TestRequestDialectString(t *testing.T) {
 		if d.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(d), d.String(), want)
 		}
+	}
+}
+
+// TestParseHTTPRequestAgreement: headers that say the same thing are one
+// request, headers that disagree are refused — for every dialect.
+func TestParseHTTPRequestAgreement(t *testing.T) {
+	const (
+		app = "app.example.com"
+		uri = "/d/x?a=b"
+	)
+	ok := func(hostport string) *Request {
+		return &Request{Method: "GET", Scheme: "https", Host: app, HostPort: hostport, Path: "/d/x", RawQuery: "a=b"}
+	}
+	tests := []struct {
+		name    string
+		host    string
+		header  http.Header
+		dialect Dialect
+		want    *Request // nil: refused
+	}{
+		// nginx, as the brief's snippet sends it: X-Original-URL $scheme://$http_host$request_uri,
+		// X-Original-URI $request_uri, X-Forwarded-Host $http_host, Host $host.
+		{"nginx URL, URI, X-Forwarded-Host and Host agree", app,
+			h("X-Original-URL", "https://app.example.com:8443"+uri, "X-Original-URI", uri, "X-Forwarded-Host", "app.example.com:8443"), DialectNginx, ok("app.example.com:8443")},
+		{"nginx URL host case and trailing dot", "APP.example.com.",
+			h("X-Original-URL", "https://App.Example.com"+uri, "X-Original-URI", uri), DialectNginx, ok(app)},
+		{"nginx URI with X-Forwarded-Host equal to Host", app,
+			h("X-Original-URI", uri, "X-Forwarded-Host", app, "X-Forwarded-Proto", "https"), DialectNginx, ok(app)},
+		{"nginx URL alone with X-Forwarded-Host equal to its host", "ghbroker.auth.svc",
+			h("X-Original-URL", "https://app.example.com"+uri, "X-Forwarded-Host", "app.example.com"), DialectNginx, ok(app)},
+		{"nginx same URI twice", app,
+			h("X-Original-URI", uri, "X-Original-URI", uri, "X-Forwarded-Proto", "https"), DialectNginx, ok(app)},
+		{"nginx paths differ", app,
+			h("X-Original-URL", "https://app.example.com/admin", "X-Original-URI", "/public"), DialectNginx, nil},
+		{"nginx queries differ", app,
+			h("X-Original-URL", "https://app.example.com/d/x?a=c", "X-Original-URI", uri), DialectNginx, nil},
+		{"nginx URL host is not Host", app,
+			h("X-Original-URL", "https://status.example.com"+uri, "X-Original-URI", uri), DialectNginx, nil},
+		{"nginx URL port is not Host's", "app.example.com:9443",
+			h("X-Original-URL", "https://app.example.com:8443"+uri, "X-Original-URI", uri), DialectNginx, nil},
+		{"nginx X-Forwarded-Host is not Host", app,
+			h("X-Original-URI", uri, "X-Forwarded-Host", "status.example.com"), DialectNginx, nil},
+		{"nginx X-Forwarded-Host is not the URL's host", "ghbroker.auth.svc",
+			h("X-Original-URL", "https://app.example.com"+uri, "X-Forwarded-Host", "status.example.com"), DialectNginx, nil},
+		{"nginx X-Forwarded-Host port differs", app,
+			h("X-Original-URL", "https://app.example.com:8443"+uri, "X-Original-URI", uri, "X-Forwarded-Host", "app.example.com:9443"), DialectNginx, nil},
+		{"nginx two X-Forwarded-Host", app,
+			h("X-Original-URI", uri, "X-Forwarded-Host", app, "X-Forwarded-Host", "status.example.com"), DialectNginx, nil},
+		{"nginx malformed X-Forwarded-Host", app,
+			h("X-Original-URI", uri, "X-Forwarded-Host", "app.example.com/@evil.com"), DialectNginx, nil},
+		{"nginx two X-Original-URL", app,
+			h("X-Original-URL", "https://app.example.com"+uri, "X-Original-URL", "https://status.example.com"+uri), DialectNginx, nil},
+		{"nginx methods differ", app,
+			h("X-Original-URI", uri, "X-Original-Method", "GET", "X-Original-Method", "POST"), DialectNginx, nil},
+
+		// Traefik: the check's own Host is the check's, X-Forwarded-Host the original.
+		{"traefik same X-Forwarded-Host twice", "ghbroker:8080",
+			h("X-Forwarded-Uri", uri, "X-Forwarded-Host", app, "X-Forwarded-Host", app, "X-Forwarded-Proto", "https"), DialectTraefik, ok(app)},
+		{"traefik two X-Forwarded-Uri", "ghbroker:8080",
+			h("X-Forwarded-Uri", uri, "X-Forwarded-Uri", "/admin", "X-Forwarded-Host", app), DialectTraefik, nil},
+		{"traefik with nginx headers, even agreeing", app,
+			h("X-Forwarded-Uri", uri, "X-Original-URI", uri, "X-Forwarded-Host", app), DialectNginx, nil},
+		{"nginx URL with Traefik headers", app,
+			h("X-Original-URL", "https://app.example.com"+uri, "X-Forwarded-Uri", "/admin"), DialectNginx, nil},
+
+		// Ambassador/Envoy: X-Forwarded-Host is the client's, never followed.
+		{"ambassador ignores X-Forwarded-Host", app,
+			h("X-Forwarded-Host", "status.example.com", "X-Forwarded-Proto", "https"), DialectAmbassador, ok(app)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RequestURI, r.Host = uri, tt.host
+			for k, v := range tt.header {
+				r.Header[k] = v
+			}
+			got, d, err := ParseHTTPRequest(r, "")
+			if d != tt.dialect {
+				t.Errorf("dialect %v, want %v", d, tt.dialect)
+			}
+			if tt.want == nil {
+				if !errors.Is(err, ErrBadRequest) {
+					t.Fatalf("ParseHTTPRequest = %+v, %v; want ErrBadRequest", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want.Browser = true
+			if diff := cmp.Diff(*tt.want, got); diff != "" {
+				t.Errorf("request (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseHTTPRequestWebSocketAndPreflight(t *testing.T) {
+	tests := []struct {
+		name                        string
+		method                      string
+		header                      http.Header
+		webSocket, preflight, brows bool
+	}{
+		{"navigation", "GET", nil, false, false, true},
+		{"WebSocket handshake", "GET", h("Connection", "Upgrade", "Upgrade", "websocket"), true, false, false},
+		{"WebSocket, token lists and case", "GET", h("Connection", "keep-alive, UPGRADE", "Upgrade", "h2c, WebSocket"), true, false, false},
+		{"Upgrade without Connection", "GET", h("Upgrade", "websocket"), false, false, true},
+		{"Connection upgrade to h2c", "GET", h("Connection", "Upgrade", "Upgrade", "h2c"), false, false, true},
+		{"preflight", "OPTIONS", h("Origin", "https://app.example.com", "Access-Control-Request-Method", "PUT"), false, true, false},
+		{"OPTIONS without Access-Control-Request-Method", "OPTIONS", h("Origin", "https://app.example.com"), false, false, false},
+		{"OPTIONS without Origin", "OPTIONS", h("Access-Control-Request-Method", "PUT"), false, false, false},
+		{"preflight with a cookie", "OPTIONS", h("Origin", "https://a", "Access-Control-Request-Method", "PUT", "Cookie", "_ghbroker=x"), false, false, false},
+		{"preflight with Authorization", "OPTIONS", h("Origin", "https://a", "Access-Control-Request-Method", "PUT", "Authorization", "Bearer x"), false, false, false},
+		{"GET with CORS headers", "GET", h("Origin", "https://a", "Access-Control-Request-Method", "PUT", "Accept", "*/*"), false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, nginx := range []bool{false, true} {
+				r := httptest.NewRequest(tt.method, "/x", nil)
+				r.Host = "app.example.com"
+				for k, v := range tt.header {
+					r.Header[k] = v
+				}
+				if nginx {
+					r.Method = "GET"
+					r.Header.Set("X-Original-URI", "/x")
+					r.Header.Set("X-Original-Method", tt.method)
+				}
+				got, _, err := ParseHTTPRequest(r, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.WebSocket != tt.webSocket || got.Preflight != tt.preflight || got.Browser != tt.brows {
+					t.Errorf("nginx %v: WebSocket %v, Preflight %v, Browser %v; want %v, %v, %v",
+						nginx, got.WebSocket, got.Preflight, got.Browser, tt.webSocket, tt.preflight, tt.brows)
+				}
+			}
+		})
 	}
 }

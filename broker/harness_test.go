@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/broker"
 	"github.com/ghbroker/ghbroker/broker/github"
 	brokeroidc "github.com/ghbroker/ghbroker/broker/oidc"
@@ -43,7 +43,7 @@ type world struct {
 	sessions *session.Manager
 	store    store.Store
 	keys     *keys.Manager
-	verifier *authz.Verifier
+	verifier *verify.Verifier
 	clock    *testclock.Clock
 	logs     *strings.Builder
 }
@@ -95,7 +95,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.verifier, err = authz.NewVerifier(authz.VerifierOptions{Issuer: w.issuer, Keys: w.keys, Now: w.clock.Now})
+	w.verifier, err = verify.New(verify.Options{Issuer: w.issuer, Keys: w.keys, Now: w.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func (b *browser) sessionToken(u string) string {
 	for _, c := range b.jar.Cookies(pu) {
 		req.AddCookie(c)
 	}
-	if c := sessioncookie.Candidates(req, "_ghbroker"); len(c) > 0 {
+	if c := sessioncookie.Candidates(req.Header["Cookie"], "_ghbroker"); len(c) > 0 {
 		return c[0]
 	}
 	return ""

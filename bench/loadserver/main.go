@@ -27,6 +27,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
@@ -94,7 +95,7 @@ func check(dir string, distinct, cacheSize int) http.Handler {
 	if err != nil {
 		log.Fatal(err)
 	}
-	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: issuer, Keys: km, CacheSize: cacheSize})
+	v, err := verify.New(verify.Options{Issuer: issuer, Keys: km, CacheSize: cacheSize})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -14,8 +14,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/ghbroker/ghbroker/broker/internal/page"
 	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/claims"
@@ -30,13 +28,15 @@ type KeySource interface {
 	JWKS() []byte
 	// PublishedAlgorithms lists the algorithms of the published keys.
 	PublishedAlgorithms() []string
-	// PublicKey returns a published key by kid.
-	PublicKey(kid string) (jose.JSONWebKey, bool)
 }
 
-// TokenVerifier verifies the broker's own access tokens.
+// TokenVerifier verifies the broker's own tokens (*verify.Verifier).
 type TokenVerifier interface {
+	// Verify checks an access token at /userinfo and /introspect.
 	Verify(token string, kind claims.Kind) (*claims.Claims, error)
+	// VerifyIDTokenHint checks an id_token_hint: ours, any audience,
+	// expired accepted.
+	VerifyIDTokenHint(token string) (*claims.Claims, error)
 }
 
 // Store is the persistence the provider uses.

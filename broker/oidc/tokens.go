@@ -4,15 +4,14 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/store"
@@ -97,47 +96,18 @@ func atHash(token string) string {
 
 // tokenAlg reads the "alg" of a compact JWS we just signed.
 func tokenAlg(token string) string {
-	head, _, _ := strings.Cut(token, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil {
-		return ""
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	_ = json.Unmarshal(raw, &h)
+	h, _ := verify.Peek(token)
 	return h.Alg
 }
 
 // verifyIDTokenHint checks an id_token_hint: signed by one of our
-// published keys, issued by us, an ID token. Expired hints are accepted
-// (OIDC RP-Initiated Logout §2).
+// published keys, issued by us, an ID token, any audience (the caller
+// checks the client). Expired hints are accepted (OIDC RP-Initiated
+// Logout §2).
 func (p *Provider) verifyIDTokenHint(token string) (*claims.Claims, error) {
-	if len(token) > 16<<10 {
+	c, err := p.verifier.VerifyIDTokenHint(token)
+	if err != nil {
 		return nil, errHint
 	}
-	algs := make([]jose.SignatureAlgorithm, 0, 3)
-	for _, a := range p.keys.PublishedAlgorithms() {
-		algs = append(algs, jose.SignatureAlgorithm(a))
-	}
-	tok, err := jwt.ParseSigned(token, algs)
-	if err != nil || len(tok.Headers) != 1 {
-		return nil, errHint
-	}
-	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != string(claims.KindID) {
-		return nil, errHint
-	}
-	key, ok := p.keys.PublicKey(h.KeyID)
-	if !ok || key.Algorithm != h.Algorithm {
-		return nil, errHint
-	}
-	var c claims.Claims
-	if err := tok.Claims(key.Key, &c); err != nil {
-		return nil, errHint
-	}
-	if c.Issuer != p.issuer {
-		return nil, errHint
-	}
-	return &c, nil
+	return c, nil
 }

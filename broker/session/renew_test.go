@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/broker/github"
 	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/claims"
@@ -27,7 +27,7 @@ type fixture struct {
 	fx       *githubfake.Fixture
 	client   *github.Client
 	store    *memory.Store
-	verifier *authz.Verifier
+	verifier *verify.Verifier
 	clock    *testclock.Clock
 	m        *session.Manager
 }
@@ -51,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.verifier, err = authz.NewVerifier(authz.VerifierOptions{Issuer: issuer, Keys: km, Now: f.clock.Now})
+	f.verifier, err = verify.New(verify.Options{Issuer: issuer, Keys: km, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

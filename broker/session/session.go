@@ -151,7 +151,7 @@ func (m *Manager) CookieName() string { return m.cookieName }
 
 // Current returns the claims of the request's valid session token, or nil.
 func (m *Manager) Current(r *http.Request) *claims.Claims {
-	for _, tok := range sessioncookie.Candidates(r, m.cookieName) {
+	for _, tok := range sessioncookie.Candidates(r.Header["Cookie"], m.cookieName) {
 		if c, err := m.verifier.Verify(tok, claims.KindSession); err == nil {
 			return c
 		}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/config"
 )
@@ -37,7 +38,7 @@ type keyAge interface{ LoadedAt() time.Time }
 // newChecks builds the front doors. slide, when set, slides sessions that
 // are close to expiry through the gRPC door (the broker has signing keys; a
 // replica does not).
-func newChecks(cfg *config.Config, v *authz.Verifier, keys keyAge, reg prometheus.Registerer, logger *slog.Logger,
+func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg prometheus.Registerer, logger *slog.Logger,
 	slide func(*claims.Claims, string) []string) (*checks, error) {
 	policy, err := authz.CompilePolicy(cfg.Policy)
 	if err != nil {
@@ -197,12 +198,12 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	if *jwksURL == "" {
 		*jwksURL = cfg.Issuer + "/keys"
 	}
-	ks, err := authz.NewRemoteKeySet(ctx, authz.RemoteOptions{JWKSURL: *jwksURL, Logger: logger})
+	ks, err := verify.NewRemote(ctx, verify.RemoteOptions{JWKSURL: *jwksURL, Logger: logger})
 	if err != nil {
 		return usageErr("--jwks-url: %v", err)
 	}
 	go ks.Run(ctx)
-	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: cfg.Issuer, Keys: ks, IDTokenAudiences: cfg.Authz.IDTokenAudiences})
+	v, err := verify.New(verify.Options{Issuer: cfg.Issuer, Keys: ks, IDTokenAudiences: cfg.Authz.IDTokenAudiences})
 	if err != nil {
 		return runtimeErr(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/broker"
 	"github.com/ghbroker/ghbroker/broker/github"
 	"github.com/ghbroker/ghbroker/broker/oidc"
@@ -144,7 +145,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
-	verifier, err := authz.NewVerifier(authz.VerifierOptions{
+	verifier, err := verify.New(verify.Options{
 		Issuer: cfg.Issuer, Keys: km, IDTokenAudiences: cfg.Authz.IDTokenAudiences,
 	})
 	if err != nil {

@@ -13,12 +13,15 @@ const mod = "github.com/ghbroker/ghbroker/"
 // forbidden lists, for a package, the packages of ours it must not depend
 // on, directly or not (non-test code).
 var forbidden = map[string][]string{
-	"authz":  {"broker", "store", "store/bolt", "store/memory", "internal/githubfake", "internal/config"},
-	"keys":   {"broker", "authz", "store/bolt", "store/memory"},
-	"store":  {"keys", "broker", "authz", "claims"},
-	"claims": {"*"},
-	"web":    {"*"},
-	"broker": {"store/bolt", "internal/githubfake", "cmd/ghbroker"},
+	"authz": {"broker", "store", "store/bolt", "store/memory", "internal/githubfake", "internal/config"},
+	// Verification is shared by authz, the session code and the broker's
+	// hint checks, and stays below all of them.
+	"authz/verify": {"authz", "broker", "store", "store/bolt", "store/memory", "keys", "internal/githubfake"},
+	"keys":         {"broker", "authz", "store/bolt", "store/memory"},
+	"store":        {"keys", "broker", "authz", "claims"},
+	"claims":       {"*"},
+	"web":          {"*"},
+	"broker":       {"store/bolt", "internal/githubfake", "cmd/ghbroker"},
 	// Sessions serve no routes: they never reach the HTTP handlers.
 	"broker/session": {"broker", "broker/signin", "broker/oidc", "store/bolt", "store/memory", "internal/githubfake"},
 	// Domain handlers do not import each other nor the assembly.

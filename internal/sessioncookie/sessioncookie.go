@@ -91,16 +91,18 @@ func clearStale(r *http.Request, name string, keep map[string]bool, a Attrs) []*
 	return out
 }
 
-// Candidates returns the session tokens r carries under name: each value of
-// a NAME cookie (a browser may send several when cookies of the same name
-// are set on different domains), then the join of NAME.0, NAME.1, … Values
-// are returned at most four; the caller verifies each and uses the first
-// valid one. Parsing allocates only for chunked tokens.
-func Candidates(r *http.Request, name string) []string {
+// Candidates returns the session tokens carried under name by the Cookie
+// header lines cookies (http.Header["Cookie"], or the values of a gRPC
+// check's "cookie" header): each value of a NAME cookie (a browser may send
+// several when cookies of the same name are set on different domains),
+// then the join of NAME.0, NAME.1, … Values are returned at most four; the
+// caller verifies each and uses the first valid one. Parsing allocates only
+// for chunked tokens.
+func Candidates(cookies []string, name string) []string {
 	var single []string
 	var chunks [MaxChunks]string
 	n := 0
-	for _, line := range r.Header["Cookie"] {
+	for _, line := range cookies {
 		for part := range strings.SplitSeq(line, ";") {
 			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 			if !ok || !strings.HasPrefix(k, name) {

@@ -30,7 +30,7 @@ func TestSplitAndJoin(t *testing.T) {
 	if len(sent) != 3 {
 		t.Fatalf("%d chunks, want 3", len(sent))
 	}
-	if got := Candidates(request(strings.Join(sent, "; ")), "_s"); !slices.Equal(got, []string{long}) {
+	if got := Candidates([]string{strings.Join(sent, "; ")}, "_s"); !slices.Equal(got, []string{long}) {
 		t.Errorf("join gave %d candidates", len(got))
 	}
 	// A short token after a chunked one expires the stale chunks.
@@ -66,7 +66,7 @@ func TestCandidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Candidates(request(tt.cookie...), "_s"); !slices.Equal(got, tt.want) {
+			if got := Candidates(tt.cookie, "_s"); !slices.Equal(got, tt.want) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -76,7 +76,7 @@ func TestCandidates(t *testing.T) {
 func FuzzCandidates(f *testing.F) {
 	f.Add("_s=abc; _s.0=x; _s.1=y")
 	f.Fuzz(func(t *testing.T, header string) {
-		got := Candidates(request(header), "_s")
+		got := Candidates([]string{header}, "_s")
 		if len(got) > 5 {
 			t.Fatalf("%d candidates", len(got))
 		}

@@ -1,4 +1,4 @@
-package authz
+package verify
 
 import (
 	"context"
@@ -92,15 +92,15 @@ func vtLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// vtRemote returns a RemoteKeySet over j through the in-process transport.
-func vtRemote(t *testing.T, j *vtJWKS, opts RemoteOptions) *RemoteKeySet {
+// vtRemote returns a Remote over j through the in-process transport.
+func vtRemote(t *testing.T, j *vtJWKS, opts RemoteOptions) *Remote {
 	t.Helper()
 	opts.JWKSURL = "https://auth.example.com/keys"
 	opts.HTTPClient = &http.Client{Transport: j}
 	if opts.Logger == nil {
 		opts.Logger = vtLogger(t)
 	}
-	r, err := NewRemoteKeySet(t.Context(), opts)
+	r, err := NewRemote(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +112,12 @@ func TestRemoteKeySet(t *testing.T) {
 	j := &vtJWKS{m: e.m}
 	srv := httptest.NewServer(j)
 	defer srv.Close()
-	r, err := NewRemoteKeySet(t.Context(), RemoteOptions{JWKSURL: srv.URL + "/keys", Now: e.clk.Now, Logger: vtLogger(t)})
+	r, err := NewRemote(t.Context(), RemoteOptions{JWKSURL: srv.URL + "/keys", Now: e.clk.Now, Logger: vtLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := j.fetches.Load(); got != 1 {
-		t.Errorf("%d fetches by NewRemoteKeySet, want 1", got)
+		t.Errorf("%d fetches by NewRemote, want 1", got)
 	}
 	if !strings.Contains(j.accept, "application/jwk-set+json") {
 		t.Errorf("Accept: %q", j.accept)
@@ -131,7 +131,7 @@ func TestRemoteKeySet(t *testing.T) {
 			t.Errorf("key %s: %v %+v", sk, ok, k)
 		}
 	}
-	v := e.verifier(t, VerifierOptions{Keys: r})
+	v := e.verifier(t, Options{Keys: r})
 	if _, err := v.Verify(e.sign(t, claims.KindSession, e.claims(claims.KindSession)), claims.KindSession); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestRemoteKeySetRotation(t *testing.T) {
 		e := vtNewEnv(t, keys.EdDSA)
 		j := &vtJWKS{m: e.m}
 		r := vtRemote(t, j, RemoteOptions{RefreshEvery: 5 * time.Minute, MinRefetchInterval: 10 * time.Second})
-		v := e.verifier(t, VerifierOptions{Keys: r})
+		v := e.verifier(t, Options{Keys: r})
 		var run sync.WaitGroup
 		run.Go(func() { r.Run(ctx) })
 
@@ -451,7 +451,7 @@ func TestNewRemoteKeySetOptions(t *testing.T) {
 		{JWKSURL: "https://auth.example.com/keys", RefreshEvery: -time.Second},
 		{JWKSURL: "https://auth.example.com/keys", MinRefetchInterval: -time.Second},
 	} {
-		if _, err := NewRemoteKeySet(t.Context(), opts); err == nil {
+		if _, err := NewRemote(t.Context(), opts); err == nil {
 			t.Errorf("%+v accepted", opts)
 		}
 	}

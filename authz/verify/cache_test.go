@@ -1,4 +1,4 @@
-package authz
+package verify
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 
 func TestVerifyCacheHit(t *testing.T) {
 	e := vtNewEnv(t, keys.ES256)
-	v := e.verifier(t, VerifierOptions{})
+	v := e.verifier(t, Options{})
 	tok := e.sign(t, claims.KindSession, e.claims(claims.KindSession))
 	first, err := v.Verify(tok, claims.KindSession)
 	if err != nil {
@@ -46,7 +46,7 @@ func TestVerifyCacheHit(t *testing.T) {
 
 func TestVerifyCacheDisabled(t *testing.T) {
 	e := vtNewEnv(t, keys.EdDSA)
-	v := e.verifier(t, VerifierOptions{CacheSize: -1})
+	v := e.verifier(t, Options{CacheSize: -1})
 	tok := e.sign(t, claims.KindSession, e.claims(claims.KindSession))
 	a, err := v.Verify(tok, claims.KindSession)
 	if err != nil {
@@ -68,14 +68,14 @@ func TestVerifyCacheDisabled(t *testing.T) {
 // leeway), by the verifier's clock.
 func TestVerifyCacheExpiry(t *testing.T) {
 	e := vtNewEnv(t, keys.EdDSA)
-	v := e.verifier(t, VerifierOptions{})
+	v := e.verifier(t, Options{})
 	c := e.claims(claims.KindSession)
 	c.Expiry = jwt.NewNumericDate(e.clk.Now().Add(time.Minute))
 	tok := e.sign(t, claims.KindSession, c)
 	if _, err := v.Verify(tok, claims.KindSession); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.Advance(time.Minute + verifierDefaultLeeway)
+	e.clk.Advance(time.Minute + defaultLeeway)
 	if _, err := v.Verify(tok, claims.KindSession); err != nil {
 		t.Fatalf("refused at exp+leeway: %v", err)
 	}
@@ -93,7 +93,7 @@ func TestVerifyCacheExpiry(t *testing.T) {
 // TestVerifyCacheNotBefore: a clock that steps back is honoured too.
 func TestVerifyCacheNotBefore(t *testing.T) {
 	e := vtNewEnv(t, keys.EdDSA)
-	v := e.verifier(t, VerifierOptions{})
+	v := e.verifier(t, Options{})
 	tok := e.sign(t, claims.KindSession, e.claims(claims.KindSession)) // nbf = iat = now
 	if _, err := v.Verify(tok, claims.KindSession); err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestVerifyCacheNotBefore(t *testing.T) {
 // TestVerifyCacheKind: a cached token is still only good as its own kind.
 func TestVerifyCacheKind(t *testing.T) {
 	e := vtNewEnv(t, keys.EdDSA)
-	v := e.verifier(t, VerifierOptions{IDTokenAudiences: []string{"grafana"}})
+	v := e.verifier(t, Options{IDTokenAudiences: []string{"grafana"}})
 	for _, kind := range []claims.Kind{claims.KindSession, claims.KindAccess, claims.KindID} {
 		tok := e.sign(t, kind, e.claims(kind))
 		if _, err := v.Verify(tok, kind); err != nil {
@@ -141,7 +141,7 @@ func TestVerifyCacheKeyRemoved(t *testing.T) {
 		pub, _ := e.m.PublicKey(kid)
 		ks := &vtMapKeySet{}
 		ks.set(pub)
-		v := e.verifier(t, VerifierOptions{Keys: ks})
+		v := e.verifier(t, Options{Keys: ks})
 		tok := e.sign(t, claims.KindSession, e.claims(claims.KindSession))
 		if _, err := v.Verify(tok, claims.KindSession); err != nil {
 			t.Fatal(err)
@@ -160,7 +160,7 @@ func TestVerifyCacheKeyRemoved(t *testing.T) {
 	t.Run("rotation retires the key", func(t *testing.T) {
 		ctx := context.Background()
 		e := vtNewEnv(t, keys.EdDSA) // MaxTokenLifetime 2h
-		v := e.verifier(t, VerifierOptions{})
+		v := e.verifier(t, Options{})
 		c := e.claims(claims.KindSession)
 		c.Expiry = jwt.NewNumericDate(e.clk.Now().Add(4 * time.Hour)) // longer than the manager allows
 		tok := e.sign(t, claims.KindSession, c)
@@ -194,7 +194,7 @@ func TestVerifyCacheBounded(t *testing.T) {
 	}
 	for _, max := range []int{1, 3, 7, 50} {
 		t.Run(fmt.Sprint(max), func(t *testing.T) {
-			v := e.verifier(t, VerifierOptions{CacheSize: max})
+			v := e.verifier(t, Options{CacheSize: max})
 			for _, tok := range toks[:10*max] {
 				if _, err := v.Verify(tok, claims.KindSession); err != nil {
 					t.Fatal(err)
@@ -276,7 +276,7 @@ func TestVerifyCacheConcurrent(t *testing.T) {
 	ks := &vtMapKeySet{}
 	ks.set(pub)
 	const max = 16
-	v := e.verifier(t, VerifierOptions{Keys: ks, CacheSize: max, IDTokenAudiences: []string{"grafana"}})
+	v := e.verifier(t, Options{Keys: ks, CacheSize: max, IDTokenAudiences: []string{"grafana"}})
 
 	type tc struct {
 		tok  string

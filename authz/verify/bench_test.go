@@ -1,4 +1,4 @@
-package authz
+package verify
 
 import (
 	"crypto"
@@ -40,7 +40,7 @@ func vtBenchToken(b *testing.B, alg string) (*vtEnv, string) {
 
 func BenchmarkVerifyCached(b *testing.B) {
 	e, tok := vtBenchToken(b, keys.RS256)
-	v := e.verifier(b, VerifierOptions{Now: time.Now})
+	v := e.verifier(b, Options{Now: time.Now})
 	if _, err := v.Verify(tok, claims.KindSession); err != nil {
 		b.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func BenchmarkMapLookup(b *testing.B) {
 
 func BenchmarkVerifyCachedParallel(b *testing.B) {
 	e, tok := vtBenchToken(b, keys.RS256)
-	v := e.verifier(b, VerifierOptions{Now: time.Now})
+	v := e.verifier(b, Options{Now: time.Now})
 	// A working set of distinct tokens, as many users would present.
 	toks := []string{tok}
 	for i := range 255 {
@@ -98,7 +98,7 @@ func BenchmarkVerifyCachedParallel(b *testing.B) {
 
 func vtBenchUncached(b *testing.B, alg string) {
 	e, tok := vtBenchToken(b, alg)
-	v := e.verifier(b, VerifierOptions{Now: time.Now, CacheSize: -1})
+	v := e.verifier(b, Options{Now: time.Now, CacheSize: -1})
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := v.Verify(tok, claims.KindSession); err != nil {

@@ -1,4 +1,4 @@
-package authz
+package verify
 
 import (
 	"hash/maphash"
@@ -168,28 +168,28 @@ func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
 	return v.cache.stats()
 }
 
-// verifierMaxHeaders bounds the memo of decoded headers. Tokens signed by
+// maxHeaders bounds the memo of decoded headers. Tokens signed by
 // one key for one kind share their header, so a handful is the norm.
-const verifierMaxHeaders = 64
+const maxHeaders = 64
 
 // knownHeader returns the decoded header seg from the memo of headers of
 // tokens that verified.
-func (v *Verifier) knownHeader(seg string) (jwsHeader, bool) {
+func (v *Verifier) knownHeader(seg string) (Header, bool) {
 	if m := v.headers.Load(); m != nil {
 		h, ok := (*m)[seg]
 		return h, ok
 	}
-	return jwsHeader{}, false
+	return Header{}, false
 }
 
 // rememberHeader adds the header of a token that verified to the memo
 // (copy on write: it changes once per key and kind). Headers of tokens that
 // failed never enter it, so it cannot be flooded.
-func (v *Verifier) rememberHeader(seg string, h jwsHeader) {
+func (v *Verifier) rememberHeader(seg string, h Header) {
 	for {
 		old := v.headers.Load()
-		next := make(map[string]jwsHeader, verifierMaxHeaders)
-		if old != nil && len(*old) < verifierMaxHeaders {
+		next := make(map[string]Header, maxHeaders)
+		if old != nil && len(*old) < maxHeaders {
 			maps.Copy(next, *old)
 		}
 		next[strings.Clone(seg)] = h

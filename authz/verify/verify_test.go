@@ -1,4 +1,4 @@
-package authz
+package verify
 
 import (
 	"context"
@@ -61,7 +61,7 @@ func vtNewEnv(tb testing.TB, alg string) *vtEnv {
 }
 
 // verifier returns a Verifier over the manager's keys and clock.
-func (e *vtEnv) verifier(tb testing.TB, opts VerifierOptions) *Verifier {
+func (e *vtEnv) verifier(tb testing.TB, opts Options) *Verifier {
 	tb.Helper()
 	opts.Issuer = vtIssuer
 	if opts.Keys == nil {
@@ -70,7 +70,7 @@ func (e *vtEnv) verifier(tb testing.TB, opts VerifierOptions) *Verifier {
 	if opts.Now == nil {
 		opts.Now = e.clk.Now
 	}
-	v, err := NewVerifier(opts)
+	v, err := New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func vtCheckErr(tb testing.TB, token string, err, want error) {
 
 func TestVerify(t *testing.T) {
 	e := vtNewEnv(t, keys.RS256)
-	v := e.verifier(t, VerifierOptions{IDTokenAudiences: []string{"grafana"}, CacheSize: -1})
+	v := e.verifier(t, Options{IDTokenAudiences: []string{"grafana"}, CacheSize: -1})
 	priv, kid := e.current(t)
 	now := e.clk.Now()
 
@@ -317,8 +317,8 @@ func TestVerify(t *testing.T) {
 		{"two segments", strings.Join(strings.Split(session, ".")[:2], "."), claims.KindSession, ErrMalformed},
 		{"four segments", session + ".AAAA", claims.KindSession, ErrMalformed},
 		{"dots only", "..", claims.KindSession, ErrMalformed},
-		{"oversize", strings.Repeat("A", verifierDefaultMaxTokenBytes+1), claims.KindSession, ErrMalformed},
-		{"oversize valid token", session + strings.Repeat("A", verifierDefaultMaxTokenBytes), claims.KindSession, ErrMalformed},
+		{"oversize", strings.Repeat("A", defaultMaxTokenBytes+1), claims.KindSession, ErrMalformed},
+		{"oversize valid token", session + strings.Repeat("A", defaultMaxTokenBytes), claims.KindSession, ErrMalformed},
 		{"padding", session + "==", claims.KindSession, ErrMalformed},
 		{"non-canonical base64", flipLast(session), claims.KindSession, ErrMalformed},
 		{"line break", session[:20] + "\n" + session[20:], claims.KindSession, ErrMalformed},
@@ -358,7 +358,7 @@ func TestVerify(t *testing.T) {
 
 func TestVerifyExpiredError(t *testing.T) {
 	e := vtNewEnv(t, keys.ES256)
-	v := e.verifier(t, VerifierOptions{})
+	v := e.verifier(t, Options{})
 	c := e.claims(claims.KindSession)
 	exp := e.clk.Now().Add(time.Minute).Truncate(time.Second)
 	c.Expiry = jwt.NewNumericDate(exp)
@@ -366,7 +366,7 @@ func TestVerifyExpiredError(t *testing.T) {
 	if _, err := v.Verify(tok, claims.KindSession); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.Advance(time.Minute + verifierDefaultLeeway + time.Second)
+	e.clk.Advance(time.Minute + defaultLeeway + time.Second)
 	for _, pass := range []string{"cached", "uncached"} {
 		_, err := v.Verify(tok, claims.KindSession)
 		var te *TokenExpiredError
@@ -392,7 +392,7 @@ func TestVerifyIDTokenAudiences(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := e.verifier(t, VerifierOptions{IDTokenAudiences: tt.auds})
+			v := e.verifier(t, Options{IDTokenAudiences: tt.auds})
 			_, err := v.Verify(id, claims.KindID)
 			if tt.want == nil {
 				if err != nil {
@@ -410,17 +410,17 @@ func TestVerifyAlgorithms(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			e := vtNewEnv(t, alg)
 			tok := e.sign(t, claims.KindSession, e.claims(claims.KindSession))
-			if _, err := e.verifier(t, VerifierOptions{}).Verify(tok, claims.KindSession); err != nil {
+			if _, err := e.verifier(t, Options{}).Verify(tok, claims.KindSession); err != nil {
 				t.Fatalf("default algorithms: %v", err)
 			}
-			if _, err := e.verifier(t, VerifierOptions{Algorithms: []string{alg}}).Verify(tok, claims.KindSession); err != nil {
+			if _, err := e.verifier(t, Options{Algorithms: []string{alg}}).Verify(tok, claims.KindSession); err != nil {
 				t.Fatalf("only %s: %v", alg, err)
 			}
 			other := keys.RS256
 			if alg == keys.RS256 {
 				other = keys.EdDSA
 			}
-			_, err := e.verifier(t, VerifierOptions{Algorithms: []string{other}}).Verify(tok, claims.KindSession)
+			_, err := e.verifier(t, Options{Algorithms: []string{other}}).Verify(tok, claims.KindSession)
 			vtCheckErr(t, tok, err, ErrAlgorithm)
 		})
 	}
@@ -429,10 +429,10 @@ func TestVerifyAlgorithms(t *testing.T) {
 func TestVerifyMaxTokenBytes(t *testing.T) {
 	e := vtNewEnv(t, keys.EdDSA)
 	tok := e.sign(t, claims.KindSession, e.claims(claims.KindSession))
-	if _, err := e.verifier(t, VerifierOptions{MaxTokenBytes: len(tok)}).Verify(tok, claims.KindSession); err != nil {
+	if _, err := e.verifier(t, Options{MaxTokenBytes: len(tok)}).Verify(tok, claims.KindSession); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.verifier(t, VerifierOptions{MaxTokenBytes: len(tok) - 1}).Verify(tok, claims.KindSession)
+	_, err := e.verifier(t, Options{MaxTokenBytes: len(tok) - 1}).Verify(tok, claims.KindSession)
 	vtCheckErr(t, tok, err, ErrMalformed)
 }
 
@@ -440,19 +440,19 @@ func TestNewVerifierOptions(t *testing.T) {
 	e := vtNewEnv(t, keys.EdDSA)
 	tests := []struct {
 		name string
-		opts VerifierOptions
+		opts Options
 	}{
-		{"no issuer", VerifierOptions{Keys: e.m}},
-		{"no keys", VerifierOptions{Issuer: vtIssuer}},
-		{"alg none", VerifierOptions{Issuer: vtIssuer, Keys: e.m, Algorithms: []string{"none"}}},
-		{"HS256", VerifierOptions{Issuer: vtIssuer, Keys: e.m, Algorithms: []string{"RS256", "HS256"}}},
-		{"unknown alg", VerifierOptions{Issuer: vtIssuer, Keys: e.m, Algorithms: []string{"rs256"}}},
-		{"negative leeway", VerifierOptions{Issuer: vtIssuer, Keys: e.m, Leeway: -time.Second}},
-		{"negative MaxTokenBytes", VerifierOptions{Issuer: vtIssuer, Keys: e.m, MaxTokenBytes: -1}},
+		{"no issuer", Options{Keys: e.m}},
+		{"no keys", Options{Issuer: vtIssuer}},
+		{"alg none", Options{Issuer: vtIssuer, Keys: e.m, Algorithms: []string{"none"}}},
+		{"HS256", Options{Issuer: vtIssuer, Keys: e.m, Algorithms: []string{"RS256", "HS256"}}},
+		{"unknown alg", Options{Issuer: vtIssuer, Keys: e.m, Algorithms: []string{"rs256"}}},
+		{"negative leeway", Options{Issuer: vtIssuer, Keys: e.m, Leeway: -time.Second}},
+		{"negative MaxTokenBytes", Options{Issuer: vtIssuer, Keys: e.m, MaxTokenBytes: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewVerifier(tt.opts); err == nil {
+			if _, err := New(tt.opts); err == nil {
 				t.Fatal("accepted")
 			}
 		})
@@ -470,7 +470,7 @@ func TestVerifyDuringKeyRotation(t *testing.T) {
 		t.Run(tc.alg, func(t *testing.T) {
 			ctx := context.Background()
 			e := vtNewEnv(t, tc.alg)
-			v := e.verifier(t, VerifierOptions{CacheSize: 64})
+			v := e.verifier(t, Options{CacheSize: 64})
 			var done atomic.Bool
 			var wg sync.WaitGroup
 			wg.Go(func() {
@@ -595,33 +595,33 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 				t.Fatal(err)
 			}
 			dot2 := strings.LastIndexByte(tok, '.')
-			sig, err := jwsB64.DecodeString(tok[dot2+1:])
+			sig, err := b64.DecodeString(tok[dot2+1:])
 			if err != nil {
 				t.Fatal(err)
 			}
 			pub := priv.Public()
-			if !jwsKeyFits(alg, pub) || !jwsVerify(alg, pub, tok[:dot2], sig) {
+			if !keyFits(alg, pub) || !verifySignature(alg, pub, tok[:dot2], sig) {
 				t.Fatal("a go-jose signature does not verify")
 			}
-			if jwsVerify(alg, pub, tok[:dot2-1], sig) {
+			if verifySignature(alg, pub, tok[:dot2-1], sig) {
 				t.Error("verifies another signing input")
 			}
 			for _, other := range vtAllAlgs {
-				if other != alg && jwsKeyFits(other, pub) && jwsVerify(other, pub, tok[:dot2], sig) {
+				if other != alg && keyFits(other, pub) && verifySignature(other, pub, tok[:dot2], sig) {
 					t.Errorf("verifies as %s", other)
 				}
-				if op := private(other).Public(); other != alg && op != pub && jwsKeyFits(alg, op) && jwsVerify(alg, op, tok[:dot2], sig) {
+				if op := private(other).Public(); other != alg && op != pub && keyFits(alg, op) && verifySignature(alg, op, tok[:dot2], sig) {
 					t.Errorf("verifies with the %s key", other)
 				}
 			}
-			if jwsKeyFits(alg, []byte("secret")) || jwsKeyFits(alg, priv) {
+			if keyFits(alg, []byte("secret")) || keyFits(alg, priv) {
 				t.Error("a symmetric or private key fits")
 			}
 
 			// And through a Verifier configured for alg.
 			ks := &vtMapKeySet{}
 			ks.set(jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(alg), Use: "sig"})
-			v, err := NewVerifier(VerifierOptions{Issuer: vtIssuer, Keys: ks, Now: clk.Now, Algorithms: []string{string(alg)}})
+			v, err := New(Options{Issuer: vtIssuer, Keys: ks, Now: clk.Now, Algorithms: []string{string(alg)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -635,13 +635,13 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if jwsKeyFits(jose.RS256, small.Public()) {
+	if keyFits(jose.RS256, small.Public()) {
 		t.Error("a 1024-bit RSA key fits RS256")
 	}
-	if jwsKeyFits(jose.ES256, ecKeys[jose.ES384].Public()) {
+	if keyFits(jose.ES256, ecKeys[jose.ES384].Public()) {
 		t.Error("a P-384 key fits ES256")
 	}
-	if jwsKeyFits(jose.EdDSA, ed25519.PublicKey(make([]byte, 31))) {
+	if keyFits(jose.EdDSA, ed25519.PublicKey(make([]byte, 31))) {
 		t.Error("a short Ed25519 key fits")
 	}
 }

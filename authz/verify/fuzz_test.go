@@ -1,4 +1,4 @@
-package authz
+package verify
 
 import (
 	"context"
@@ -87,8 +87,8 @@ func FuzzVerify(f *testing.F) {
 		f.Add(s)
 	}
 
-	cached := e.verifier(f, VerifierOptions{IDTokenAudiences: []string{"grafana"}, CacheSize: 8})
-	uncached := e.verifier(f, VerifierOptions{IDTokenAudiences: []string{"grafana"}, CacheSize: -1})
+	cached := e.verifier(f, Options{IDTokenAudiences: []string{"grafana"}, CacheSize: 8})
+	uncached := e.verifier(f, Options{IDTokenAudiences: []string{"grafana"}, CacheSize: -1})
 	algs := []jose.SignatureAlgorithm{jose.EdDSA, jose.RS256, jose.ES256}
 
 	f.Fuzz(func(t *testing.T, tok string) {

@@ -1,4 +1,4 @@
-package authz
+package verify
 
 import (
 	"context"
@@ -21,18 +21,18 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// Defaults and limits of RemoteKeySet.
+// Defaults and limits of Remote.
 const (
-	remoteDefaultRefreshEvery = 5 * time.Minute
-	remoteDefaultMinRefetch   = 10 * time.Second
-	remoteDefaultHTTPTimeout  = 30 * time.Second
-	// remoteFetchTimeout bounds one fetch whatever the HTTP client.
-	remoteFetchTimeout = 30 * time.Second
-	// remoteMaxJWKSBytes bounds the JWKS body read.
-	remoteMaxJWKSBytes = 1 << 20
+	defaultRefreshEvery = 5 * time.Minute
+	defaultMinRefetch   = 10 * time.Second
+	defaultHTTPTimeout  = 30 * time.Second
+	// fetchTimeout bounds one fetch whatever the HTTP client.
+	fetchTimeout = 30 * time.Second
+	// maxJWKSBytes bounds the JWKS body read.
+	maxJWKSBytes = 1 << 20
 )
 
-// RemoteOptions configure a RemoteKeySet. JWKSURL is required; the zero
+// RemoteOptions configure a Remote. JWKSURL is required; the zero
 // value of every other field has a sensible default.
 type RemoteOptions struct {
 	// JWKSURL is the issuer's published key set (RFC 7517 §5), the
@@ -55,7 +55,7 @@ type RemoteOptions struct {
 	Logger *slog.Logger
 }
 
-// RemoteKeySet is a KeySet read from an issuer's JWKS URL, for authz
+// Remote is a KeySet read from an issuer's JWKS URL, for authz
 // replicas that have no store. Lookups read an immutable map behind an
 // atomic pointer and never block: the network is only touched by Refresh
 // and Run.
@@ -65,49 +65,49 @@ type RemoteOptions struct {
 // never becomes a flood of fetches. A failed fetch (network, HTTP status,
 // garbage, no usable key) keeps the last good keys and is logged.
 //
-// Make one with NewRemoteKeySet; the zero value is not usable.
-type RemoteKeySet struct {
+// Make one with NewRemote; the zero value is not usable.
+type Remote struct {
 	url      string
 	client   *http.Client
 	now      func() time.Time
 	every    time.Duration
 	minGap   time.Duration
 	log      *slog.Logger
-	keys     atomic.Pointer[remoteKeys]
+	keys     atomic.Pointer[loadedKeys]
 	failing  atomic.Bool
 	lastTry  atomic.Int64  // Now().UnixNano() when the last fetch started
 	refetch  chan struct{} // capacity 1: a pending refetch request for Run
 	mu       sync.Mutex    // guards inflight
-	inflight *remoteFetch
+	inflight *inflightFetch
 }
 
-var _ KeySet = (*RemoteKeySet)(nil)
+var _ KeySet = (*Remote)(nil)
 
-// remoteKeys is one loaded key set; never modified once stored.
-type remoteKeys struct {
+// loadedKeys is one loaded key set; never modified once stored.
+type loadedKeys struct {
 	byKID  map[string]jose.JSONWebKey
 	loaded time.Time
 }
 
-// remoteFetch is a fetch in progress, which concurrent Refresh calls join.
-type remoteFetch struct {
+// inflightFetch is a fetch in progress, which concurrent Refresh calls join.
+type inflightFetch struct {
 	done chan struct{}
 	err  error
 }
 
-// NewRemoteKeySet validates opts and makes a first fetch, bounded by ctx.
+// NewRemote validates opts and makes a first fetch, bounded by ctx.
 // If that fetch fails the set starts empty (LoadedAt is zero and every kid
 // is unknown) and Run retries every MinRefetchInterval: gate readiness on
 // LoadedAt. The error reports invalid options only.
-func NewRemoteKeySet(ctx context.Context, opts RemoteOptions) (*RemoteKeySet, error) {
+func NewRemote(ctx context.Context, opts RemoteOptions) (*Remote, error) {
 	u, err := url.Parse(opts.JWKSURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errors.New("authz: remote key set: JWKSURL must be an absolute http(s) URL")
+		return nil, errors.New("verify: remote key set: JWKSURL must be an absolute http(s) URL")
 	}
 	if opts.RefreshEvery < 0 || opts.MinRefetchInterval < 0 {
-		return nil, errors.New("authz: remote key set: negative interval")
+		return nil, errors.New("verify: remote key set: negative interval")
 	}
-	r := &RemoteKeySet{
+	r := &Remote{
 		url:     opts.JWKSURL,
 		client:  opts.HTTPClient,
 		now:     opts.Now,
@@ -117,21 +117,21 @@ func NewRemoteKeySet(ctx context.Context, opts RemoteOptions) (*RemoteKeySet, er
 		refetch: make(chan struct{}, 1),
 	}
 	if r.client == nil {
-		r.client = &http.Client{Timeout: remoteDefaultHTTPTimeout}
+		r.client = &http.Client{Timeout: defaultHTTPTimeout}
 	}
 	if r.now == nil {
 		r.now = time.Now
 	}
 	if r.every == 0 {
-		r.every = remoteDefaultRefreshEvery
+		r.every = defaultRefreshEvery
 	}
 	if r.minGap == 0 {
-		r.minGap = remoteDefaultMinRefetch
+		r.minGap = defaultMinRefetch
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	r.keys.Store(&remoteKeys{byKID: map[string]jose.JSONWebKey{}})
+	r.keys.Store(&loadedKeys{byKID: map[string]jose.JSONWebKey{}})
 	_ = r.Refresh(ctx) // logged; Run retries
 	return r, nil
 }
@@ -139,7 +139,7 @@ func NewRemoteKeySet(ctx context.Context, opts RemoteOptions) (*RemoteKeySet, er
 // PublicKey returns the key with kid from the last good key set. A miss
 // returns at once; it asks Run for a refetch unless one started less than
 // MinRefetchInterval ago.
-func (r *RemoteKeySet) PublicKey(kid string) (jose.JSONWebKey, bool) {
+func (r *Remote) PublicKey(kid string) (jose.JSONWebKey, bool) {
 	if k, ok := r.keys.Load().byKID[kid]; ok {
 		return k, true
 	}
@@ -154,12 +154,12 @@ func (r *RemoteKeySet) PublicKey(kid string) (jose.JSONWebKey, bool) {
 
 // LoadedAt is when the last good key set was fetched, for the key-set-age
 // metric and readiness; zero before the first success.
-func (r *RemoteKeySet) LoadedAt() time.Time { return r.keys.Load().loaded }
+func (r *Remote) LoadedAt() time.Time { return r.keys.Load().loaded }
 
 // Refresh fetches the key set now and swaps it in. Concurrent calls share
 // one fetch. On failure the last good keys stay in place and the error is
 // returned (and logged).
-func (r *RemoteKeySet) Refresh(ctx context.Context) error {
+func (r *Remote) Refresh(ctx context.Context) error {
 	r.mu.Lock()
 	if f := r.inflight; f != nil {
 		r.mu.Unlock()
@@ -167,10 +167,10 @@ func (r *RemoteKeySet) Refresh(ctx context.Context) error {
 		case <-f.done:
 			return f.err
 		case <-ctx.Done():
-			return fmt.Errorf("authz: refresh JWKS: %w", ctx.Err())
+			return fmt.Errorf("verify: refresh JWKS: %w", ctx.Err())
 		}
 	}
-	f := &remoteFetch{done: make(chan struct{})}
+	f := &inflightFetch{done: make(chan struct{})}
 	r.inflight = f
 	r.mu.Unlock()
 
@@ -186,7 +186,7 @@ func (r *RemoteKeySet) Refresh(ctx context.Context) error {
 // Run refreshes the key set every RefreshEvery (every MinRefetchInterval
 // while fetches fail) and when an unknown kid asks for it, until ctx is
 // done. Without Run, the set only changes through Refresh.
-func (r *RemoteKeySet) Run(ctx context.Context) {
+func (r *Remote) Run(ctx context.Context) {
 	t := time.NewTimer(r.nextRefresh())
 	defer t.Stop()
 	for {
@@ -205,7 +205,7 @@ func (r *RemoteKeySet) Run(ctx context.Context) {
 }
 
 // nextRefresh is the delay before Run's next periodic fetch.
-func (r *RemoteKeySet) nextRefresh() time.Duration {
+func (r *Remote) nextRefresh() time.Duration {
 	if r.failing.Load() {
 		return r.minGap
 	}
@@ -213,7 +213,7 @@ func (r *RemoteKeySet) nextRefresh() time.Duration {
 }
 
 // fetch downloads, filters and installs the key set.
-func (r *RemoteKeySet) fetch(ctx context.Context) error {
+func (r *Remote) fetch(ctx context.Context) error {
 	r.lastTry.Store(r.now().UnixNano())
 	byKID, skipped, err := r.download(ctx)
 	if err != nil {
@@ -221,11 +221,11 @@ func (r *RemoteKeySet) fetch(ctx context.Context) error {
 		cur := r.keys.Load()
 		r.log.Warn("JWKS refresh failed; keeping the last good keys",
 			"url", r.url, "err", err, "keys", len(cur.byKID), "loaded_at", cur.loaded)
-		return fmt.Errorf("authz: refresh JWKS: %w", err)
+		return fmt.Errorf("verify: refresh JWKS: %w", err)
 	}
 	r.failing.Store(false)
-	old := r.keys.Swap(&remoteKeys{byKID: byKID, loaded: r.now()})
-	if !remoteSameKIDs(old.byKID, byKID) {
+	old := r.keys.Swap(&loadedKeys{byKID: byKID, loaded: r.now()})
+	if !sameKIDs(old.byKID, byKID) {
 		kids := make([]string, 0, len(byKID))
 		for kid := range byKID {
 			kids = append(kids, kid)
@@ -238,8 +238,8 @@ func (r *RemoteKeySet) fetch(ctx context.Context) error {
 
 // download GETs the key set and keeps its usable keys by kid. skipped
 // counts the keys left out.
-func (r *RemoteKeySet) download(ctx context.Context) (byKID map[string]jose.JSONWebKey, skipped int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, remoteFetchTimeout)
+func (r *Remote) download(ctx context.Context) (byKID map[string]jose.JSONWebKey, skipped int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
@@ -255,12 +255,12 @@ func (r *RemoteKeySet) download(ctx context.Context) (byKID map[string]jose.JSON
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // let the connection be reused
 		return nil, 0, fmt.Errorf("unexpected HTTP status %d", resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, remoteMaxJWKSBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read body: %w", err)
 	}
-	if len(body) > remoteMaxJWKSBytes {
-		return nil, 0, fmt.Errorf("body larger than %d bytes", remoteMaxJWKSBytes)
+	if len(body) > maxJWKSBytes {
+		return nil, 0, fmt.Errorf("body larger than %d bytes", maxJWKSBytes)
 	}
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -271,7 +271,7 @@ func (r *RemoteKeySet) download(ctx context.Context) (byKID map[string]jose.JSON
 	byKID = make(map[string]jose.JSONWebKey, len(set.Keys))
 	dups := map[string]bool{}
 	for _, raw := range set.Keys {
-		k, ok := remoteUsableKey(raw)
+		k, ok := usableKey(raw)
 		if !ok {
 			skipped++
 			continue
@@ -293,12 +293,12 @@ func (r *RemoteKeySet) download(ctx context.Context) (byKID map[string]jose.JSON
 	return byKID, skipped, nil
 }
 
-// remoteUsableKey parses one JWK and keeps it only if it is a public
+// usableKey parses one JWK and keeps it only if it is a public
 // signing key (RFC 7517 §4.2 "use" of "sig" or absent) with a kid and an
-// asymmetric algorithm that fits its type and size (jwsKeyFits). Private
+// asymmetric algorithm that fits its type and size (keyFits). Private
 // and symmetric keys are refused before go-jose parses them. A missing
 // "alg" is inferred from the key type.
-func remoteUsableKey(raw json.RawMessage) (jose.JSONWebKey, bool) {
+func usableKey(raw json.RawMessage) (jose.JSONWebKey, bool) {
 	var peek struct {
 		Kty string          `json:"kty"`
 		D   json.RawMessage `json:"d"`
@@ -314,18 +314,18 @@ func remoteUsableKey(raw json.RawMessage) (jose.JSONWebKey, bool) {
 		return jose.JSONWebKey{}, false
 	}
 	if k.Algorithm == "" {
-		k.Algorithm = string(remoteInferAlgorithm(k.Key))
+		k.Algorithm = string(inferAlgorithm(k.Key))
 	}
-	if alg := jose.SignatureAlgorithm(k.Algorithm); !jwsAsymmetric(alg) || !jwsKeyFits(alg, k.Key) {
+	if alg := jose.SignatureAlgorithm(k.Algorithm); !asymmetric(alg) || !keyFits(alg, k.Key) {
 		return jose.JSONWebKey{}, false
 	}
 	k.Certificates = nil
 	return k, true
 }
 
-// remoteInferAlgorithm is the algorithm assumed for a key published without
+// inferAlgorithm is the algorithm assumed for a key published without
 // "alg": the one ghbroker signs with for its type.
-func remoteInferAlgorithm(key any) jose.SignatureAlgorithm {
+func inferAlgorithm(key any) jose.SignatureAlgorithm {
 	switch key := key.(type) {
 	case *rsa.PublicKey:
 		return jose.RS256
@@ -344,8 +344,8 @@ func remoteInferAlgorithm(key any) jose.SignatureAlgorithm {
 	return ""
 }
 
-// remoteSameKIDs reports whether a and b hold the same kids.
-func remoteSameKIDs(a, b map[string]jose.JSONWebKey) bool {
+// sameKIDs reports whether a and b hold the same kids.
+func sameKIDs(a, b map[string]jose.JSONWebKey) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -1,4 +1,4 @@
-package authz_test
+package verify_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/keys"
 	"github.com/ghbroker/ghbroker/store/memory"
@@ -52,7 +52,7 @@ func exampleSession(m *keys.Manager, exp time.Time) string {
 // memory.
 func ExampleVerifier() {
 	m := exampleManager()
-	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: exampleIssuer, Keys: m, Now: exampleClock})
+	v, err := verify.New(verify.Options{Issuer: exampleIssuer, Keys: m, Now: exampleClock})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,26 +66,26 @@ func ExampleVerifier() {
 
 	// A session token is never an access token.
 	_, err = v.Verify(tok, claims.KindAccess)
-	fmt.Println(errors.Is(err, authz.ErrType), err)
+	fmt.Println(errors.Is(err, verify.ErrType), err)
 	// Output:
 	// octocat [acme acme/sre]
-	// true authz: wrong token type: not an access token
+	// true verify: wrong token type: not an access token
 }
 
 // Callers tell an expired token from an invalid one with errors.As.
 func ExampleTokenExpiredError() {
 	m := exampleManager()
 	now := exampleClock()
-	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: exampleIssuer, Keys: m, Now: func() time.Time { return now.Add(2 * time.Hour) }})
+	v, err := verify.New(verify.Options{Issuer: exampleIssuer, Keys: m, Now: func() time.Time { return now.Add(2 * time.Hour) }})
 	if err != nil {
 		log.Fatal(err)
 	}
 	_, err = v.Verify(exampleSession(m, now.Add(time.Hour)), claims.KindSession)
-	var expired *authz.TokenExpiredError
+	var expired *verify.TokenExpiredError
 	if errors.As(err, &expired) {
 		fmt.Println("expired at", expired.Expiry.UTC().Format(time.RFC3339))
 	}
-	fmt.Println(errors.Is(err, authz.ErrExpired))
+	fmt.Println(errors.Is(err, verify.ErrExpired))
 	// Output:
 	// expired at 2026-05-01T13:00:00Z
 	// true
@@ -94,7 +94,7 @@ func ExampleTokenExpiredError() {
 // Repeated checks of a token are answered from the cache.
 func ExampleVerifier_CacheStats() {
 	m := exampleManager()
-	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: exampleIssuer, Keys: m, Now: exampleClock})
+	v, err := verify.New(verify.Options{Issuer: exampleIssuer, Keys: m, Now: exampleClock})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func ExampleVerifier_CacheStats() {
 
 // A stateless authz replica has no store: it reads the broker's published
 // key set and keeps it fresh with Run.
-func ExampleNewRemoteKeySet() {
+func ExampleNewRemote() {
 	m := exampleManager()
 	broker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -121,13 +121,13 @@ func ExampleNewRemoteKeySet() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ks, err := authz.NewRemoteKeySet(ctx, authz.RemoteOptions{JWKSURL: broker.URL + "/keys"})
+	ks, err := verify.NewRemote(ctx, verify.RemoteOptions{JWKSURL: broker.URL + "/keys"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	go ks.Run(ctx)
 
-	v, err := authz.NewVerifier(authz.VerifierOptions{Issuer: exampleIssuer, Keys: ks, Now: exampleClock})
+	v, err := verify.New(verify.Options{Issuer: exampleIssuer, Keys: ks, Now: exampleClock})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -136,5 +136,44 @@ func ExampleNewRemoteKeySet() {
 		log.Fatal(err)
 	}
 	fmt.Println(c.Subject, !ks.LoadedAt().IsZero())
+	// Output: 583231 true
+}
+
+// KindOf says which kind to verify a token as; only Verify says whether to
+// accept it.
+func ExampleKindOf() {
+	m := exampleManager()
+	tok := exampleSession(m, exampleClock().Add(time.Hour))
+	kind, ok := verify.KindOf(tok)
+	fmt.Println(kind, ok)
+	_, ok = verify.KindOf("not a token")
+	fmt.Println(ok)
+	// Output:
+	// ghbroker-session+jwt true
+	// false
+}
+
+// An RP-Initiated Logout id_token_hint is accepted after its ID token
+// expired, and for any client: the caller checks "aud" against the client
+// it knows.
+func ExampleVerifier_VerifyIDTokenHint() {
+	m := exampleManager()
+	now := exampleClock()
+	idToken, err := m.Sign(claims.KindID, &claims.Claims{Claims: jwt.Claims{
+		Issuer: exampleIssuer, Audience: jwt.Audience{"grafana"}, Subject: "583231",
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour)),
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := verify.New(verify.Options{Issuer: exampleIssuer, Keys: m, Now: func() time.Time { return now.Add(24 * time.Hour) }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := v.VerifyIDTokenHint(idToken)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.Subject, c.Audience.Contains("grafana"))
 	// Output: 583231 true
 }
