@@ -358,3 +358,25 @@ func teamGroups(fx *githubfake.Fixture) []string {
 	}
 	return out
 }
+
+// TestSAMLSSOEnforcedOrg: a member of an org that enforces SAML SSO, whose
+// token is not yet authorized for it, is told to authorize it and given
+// GitHub's link, not "not a member"; after authorizing, sign-in works.
+func TestSAMLSSOEnforcedOrg(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	w.gh.SetOrgSAMLSSO("acme", true)
+	b := w.browser()
+	resp, body, _ := b.follow(w.issuer+"/login?rd=/", nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "SAML single sign-on") ||
+		strings.Contains(body, "not in an allowed organization") ||
+		!strings.Contains(body, `href="`+w.ghSrv.URL+"/orgs/acme/sso?authorization_request=") {
+		t.Fatalf("%d\n%s", resp.StatusCode, body)
+	}
+	if b.cookies(w.issuer + "/")["_ghbroker"] != "" {
+		t.Error("a refused user got a session cookie")
+	}
+	w.gh.SetOrgSAMLSSO("acme", false)
+	if got := b.signIn("/"); got != w.issuer+"/" {
+		t.Errorf("sign-in after SSO authorization ended at %s", got)
+	}
+}

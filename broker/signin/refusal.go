@@ -13,6 +13,27 @@ import (
 // refusal is the page that says why a person GitHub vouched for may not
 // sign in (answered with 403).
 func (h *Handler) refusal(id *github.Identity) web.Problem {
+	if len(id.SSORequired) > 0 {
+		// GitHub would not say whether the person is a member until they
+		// authorize ghbroker for the org's SAML single sign-on. The link is
+		// GitHub's own, kept only when it is on the configured GitHub host
+		// (broker/github drops any other).
+		p := web.Problem{
+			Title: "Authorize ghbroker for your organization's single sign-on",
+			Message: "Signed in to GitHub as " + id.Login + ", but these organizations enforce SAML single sign-on, " +
+				"and GitHub will not show ghbroker your membership until you authorize it there. " +
+				"Follow the link, sign in with your organization's identity provider, then sign in here again.",
+			Retry: "/login",
+		}
+		for _, o := range id.SSORequired {
+			text := o.Org + ": authorize ghbroker for SAML single sign-on"
+			if o.URL == "" {
+				text = o.Org + ": enforces SAML single sign-on (ask an owner for the organization's SSO link)"
+			}
+			p.Items = append(p.Items, web.Link{Text: text, URL: o.URL})
+		}
+		return p
+	}
 	if len(id.RestrictedOrgs) > 0 {
 		p := web.Problem{
 			Title: "Your organization has not approved ghbroker yet",
