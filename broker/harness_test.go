@@ -16,6 +16,7 @@ import (
 
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/broker"
+	"github.com/ghbroker/ghbroker/broker/device"
 	"github.com/ghbroker/ghbroker/broker/github"
 	brokeroidc "github.com/ghbroker/ghbroker/broker/oidc"
 	"github.com/ghbroker/ghbroker/broker/session"
@@ -42,6 +43,7 @@ type world struct {
 	store    *memory.Store
 	keys     *keys.Manager
 	verifier *authz.Verifier
+	device   *device.Handler
 	clock    *testclock.Clock
 	logs     *strings.Builder
 }
@@ -53,6 +55,8 @@ type worldOptions struct {
 	// clients, when set, registers OIDC relying parties (it gets the world
 	// so that redirect URIs can use its port).
 	clients func(w *world) []brokeroidc.Client
+	// deviceLimits bounds wrong user codes (zero: the defaults).
+	deviceLimits device.Limits
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -111,9 +115,16 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.device, err = device.New(context.Background(), device.Config{
+		Issuer: w.issuer, Sessions: w.sessions, Store: w.store, Clients: clients, Limits: o.deviceLimits,
+		Now: w.clock.Now, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	provider, err := brokeroidc.New(brokeroidc.Config{
 		Issuer: w.issuer, Keys: w.keys, Verifier: w.verifier, Sessions: w.sessions, Store: w.store,
-		Clients: clients, Now: w.clock.Now, Logger: logger,
+		Clients: clients, DeviceGrant: w.device, Now: w.clock.Now, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +137,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.broker, err = broker.New(broker.Config{Keys: w.keys, Store: w.store, Handlers: []broker.Handler{signIn, provider}, Logger: logger})
+	w.broker, err = broker.New(broker.Config{Keys: w.keys, Store: w.store, Handlers: []broker.Handler{signIn, provider, w.device}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

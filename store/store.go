@@ -200,7 +200,11 @@ type DeviceCode struct {
 	Interval int `json:"interval"`
 	// LastPoll is when the client last polled.
 	LastPoll time.Time `json:"last_poll,omitzero"`
-	// Expires is ten minutes after issue.
+	// Deadline is when the code stops being usable (ten minutes after
+	// issue).
+	Deadline time.Time `json:"deadline"`
+	// Expires is when the record goes, some time after Deadline, so that
+	// the approval page and polls can still say "expired" in between.
 	Expires time.Time `json:"expires"`
 }
 

@@ -339,7 +339,8 @@ func fullDeviceCode() store.DeviceCode {
 		SessionID: "sid-1",
 		Interval:  10,
 		LastPoll:  start.Add(time.Second),
-		Expires:   start.Add(10 * time.Minute),
+		Deadline:  start.Add(10 * time.Minute),
+		Expires:   start.Add(20 * time.Minute),
 	}
 }
 
@@ -375,7 +376,7 @@ func (s *suite) testDeviceCode(t *testing.T) {
 		if err := st.CreateDeviceCode(t.Context(), other); !errors.Is(err, store.ErrAlreadyExists) {
 			t.Fatalf("CreateDeviceCode with a live user code = %v, want ErrAlreadyExists", err)
 		}
-		c.Advance(11 * time.Minute)
+		c.Advance(21 * time.Minute)
 		other.Expires = c.Now().Add(10 * time.Minute)
 		if err := st.CreateDeviceCode(t.Context(), other); err != nil {
 			t.Fatalf("CreateDeviceCode reusing an expired user code: %v", err)
