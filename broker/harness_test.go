@@ -16,6 +16,7 @@ import (
 
 	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/broker"
+	"github.com/ghbroker/ghbroker/broker/device"
 	"github.com/ghbroker/ghbroker/broker/github"
 	brokeroidc "github.com/ghbroker/ghbroker/broker/oidc"
 	"github.com/ghbroker/ghbroker/broker/session"
@@ -44,6 +45,7 @@ type world struct {
 	store    store.Store
 	keys     *keys.Manager
 	verifier *verify.Verifier
+	device   *device.Handler
 	clock    *testclock.Clock
 	logs     *strings.Builder
 }
@@ -57,6 +59,8 @@ type worldOptions struct {
 	clients func(w *world) []brokeroidc.Client
 	// boltPath, when set, keeps the store in a bbolt file there.
 	boltPath string
+	// deviceLimits bounds wrong user codes (zero: the defaults).
+	deviceLimits device.Limits
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -124,9 +128,16 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.device, err = device.New(context.Background(), device.Config{
+		Issuer: w.issuer, Sessions: w.sessions, Store: w.store, Clients: clients, Limits: o.deviceLimits,
+		Now: w.clock.Now, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	provider, err := brokeroidc.New(brokeroidc.Config{
 		Issuer: w.issuer, Keys: w.keys, Verifier: w.verifier, Sessions: w.sessions, Store: w.store,
-		Clients: clients, Now: w.clock.Now, Logger: logger,
+		Clients: clients, DeviceGrant: w.device, Now: w.clock.Now, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +150,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.broker, err = broker.New(broker.Config{Keys: w.keys, Store: w.store, Handlers: []broker.Handler{signIn, provider}, Logger: logger})
+	w.broker, err = broker.New(broker.Config{Keys: w.keys, Store: w.store, Handlers: []broker.Handler{signIn, provider, w.device}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -450,7 +450,7 @@ func TestDiscoveryConfigOP(t *testing.T) {
 		"response_types_supported":              {"code"},
 		"subject_types_supported":               {"public"},
 		"id_token_signing_alg_values_supported": {"RS256"},
-		"grant_types_supported":                 {"authorization_code", "refresh_token"},
+		"grant_types_supported":                 {"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"},
 		"code_challenge_methods_supported":      {"S256"},
 		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
 		"scopes_supported":                      {"openid", "profile", "email", "groups", "offline_access"},
@@ -463,7 +463,7 @@ func TestDiscoveryConfigOP(t *testing.T) {
 		t.Error("iss parameter / request_uri flags wrong")
 	}
 	// Every advertised endpoint exists: none answers 404.
-	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint", "revocation_endpoint", "introspection_endpoint"} {
+	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint", "revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint"} {
 		u, _ := d[k].(string)
 		if !strings.HasPrefix(u, w.issuer+"/") {
 			t.Errorf("%s = %q", k, u)

@@ -1,8 +1,9 @@
 // Package broker assembles ghbroker's HTTP surface: one router (router.go
 // is the only file that imports gorilla/mux), the request-id and metrics
 // middleware, health and readiness, static assets, and the domain handlers
-// mounted on it — sign-in (broker/signin), the OIDC provider (broker/oidc)
-// and, in later rounds, the device flow and webhooks. Sessions live in
+// mounted on it — sign-in (broker/signin), the OIDC provider (broker/oidc),
+// the device flow (broker/device, which /token reaches through
+// oidc.Config.DeviceGrant) and, in later rounds, webhooks. Sessions live in
 // broker/session; the gateway check (package authz) is mounted at /authz.
 package broker
 
@@ -21,7 +22,7 @@ import (
 )
 
 // Handler is a domain handler that mounts its routes on the broker's
-// router (*signin.Handler, *oidc.Provider).
+// router (*signin.Handler, *oidc.Provider, *device.Handler).
 type Handler interface {
 	Mount(r page.Router)
 }

@@ -165,6 +165,62 @@ type RefreshFamily struct {
 	Expires time.Time `json:"expires"`
 }
 
+// DeviceStatus is where a device authorization stands (RFC 8628 §3.4).
+type DeviceStatus string
+
+// The states of a device authorization. Pending → Approved or Denied by
+// the person; Approved → Redeemed by the first successful poll.
+const (
+	DevicePending  DeviceStatus = "pending"
+	DeviceApproved DeviceStatus = "approved"
+	DeviceDenied   DeviceStatus = "denied"
+	DeviceRedeemed DeviceStatus = "redeemed"
+)
+
+// DeviceCode is a device authorization request (RFC 8628 §3.2), keyed by
+// the hash of the device code and findable by its user code. The record
+// stays until it expires, so that a redeemed or denied code keeps answering
+// what happened to it.
+type DeviceCode struct {
+	// ID is the hash of the device code.
+	ID string `json:"id"`
+	// UserCode is the normalised user code: 8 capital letters, no hyphen.
+	// No two live records share one.
+	UserCode string `json:"user_code"`
+	// ClientID is the client that asked.
+	ClientID string `json:"client_id"`
+	// Scopes are the scopes granted on approval.
+	Scopes []string `json:"scopes,omitempty"`
+	// Status is where the authorization stands.
+	Status DeviceStatus `json:"status"`
+	// SessionID is the broker session of the person who approved.
+	SessionID string `json:"session_id,omitempty"`
+	// Interval is the polling interval the client must keep, in seconds;
+	// it grows by 5 on every slow_down.
+	Interval int `json:"interval"`
+	// LastPoll is when the client last polled.
+	LastPoll time.Time `json:"last_poll,omitzero"`
+	// Deadline is when the code stops being usable (ten minutes after
+	// issue).
+	Deadline time.Time `json:"deadline"`
+	// Expires is when the record goes, some time after Deadline, so that
+	// the approval page and polls can still say "expired" in between.
+	Expires time.Time `json:"expires"`
+}
+
+// DeviceCodeStore persists device authorizations.
+type DeviceCodeStore interface {
+	// CreateDeviceCode stores a new code; ErrAlreadyExists when a live
+	// record has its id or its user code.
+	CreateDeviceCode(ctx context.Context, c DeviceCode) error
+	// GetDeviceCodeByUserCode returns the live record with that user code.
+	GetDeviceCodeByUserCode(ctx context.Context, userCode string) (DeviceCode, error)
+	// UpdateDeviceCode runs fn on the live record and stores the result in
+	// one transaction; fn must not change the id, the user code or the
+	// expiry (the update fails if it does).
+	UpdateDeviceCode(ctx context.Context, id string, fn func(DeviceCode) (DeviceCode, error)) error
+}
+
 // KeyStore persists the signing key set.
 type KeyStore interface {
 	// GetKeys returns the key set, or ErrNotFound before the first update.
@@ -221,6 +277,7 @@ type Store interface {
 	LoginStateStore
 	AuthCodeStore
 	RefreshStore
+	DeviceCodeStore
 	// Sweep deletes every record that expired before now and reports how
 	// many it deleted.
 	Sweep(ctx context.Context, now time.Time) (int, error)

@@ -91,3 +91,24 @@ type Problem struct {
 type Link struct {
 	Text, URL string
 }
+
+// Device is the data of the device approval page (/device).
+type Device struct {
+	// Login is the signed-in person.
+	Login string
+	// CSRF is the approval form's token.
+	CSRF string
+	// UserCode is the code entered or to confirm, shown as XXXX-XXXX.
+	UserCode string
+	// Message explains why the code cannot be used, when it cannot.
+	Message string
+	// Confirm shows the request with Approve and Deny.
+	Confirm bool
+	// ClientName and Scopes say who asks for what.
+	ClientName string
+	Scopes     []string
+	// ExpiresIn says how long the code stays usable, in words.
+	ExpiresIn string
+	// Done says the decision was recorded; Approved says which.
+	Done, Approved bool
+}

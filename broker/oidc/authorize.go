@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ghbroker/ghbroker/broker/internal/oauth"
 	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/store"
@@ -178,6 +179,9 @@ func (p *Provider) parseAuthorize(r *http.Request) (*authorizeRequest, *authoriz
 	if !ok {
 		return nil, page("unknown client_id")
 	}
+	if !c.AllowsGrant(oauth.GrantAuthorizationCode) {
+		return nil, page("this client may not use the authorization code flow")
+	}
 	redirect := q.Get("redirect_uri")
 	if redirect == "" && len(c.RedirectURIs) == 1 {
 		redirect = c.RedirectURIs[0]
@@ -211,7 +215,7 @@ func (p *Provider) parseAuthorize(r *http.Request) (*authorizeRequest, *authoriz
 		if !slices.Contains(supportedScopes, sc) {
 			continue // unknown scopes are ignored (RFC 6749 §3.3)
 		}
-		if !c.allowsScope(sc) {
+		if !c.AllowsScope(sc) {
 			return fail("invalid_scope", "scope "+sc+" is not allowed for this client")
 		}
 		if !slices.Contains(req.Scopes, sc) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/ghbroker/ghbroker/broker/internal/oauth"
 	"github.com/ghbroker/ghbroker/broker/internal/page"
 )
 
@@ -16,6 +17,7 @@ type discoveryDoc struct {
 	TokenEndpoint                             string   `json:"token_endpoint,omitempty"`
 	UserinfoEndpoint                          string   `json:"userinfo_endpoint,omitempty"`
 	JWKSURI                                   string   `json:"jwks_uri"`
+	DeviceAuthorizationEndpoint               string   `json:"device_authorization_endpoint,omitempty"`
 	EndSessionEndpoint                        string   `json:"end_session_endpoint,omitempty"`
 	RevocationEndpoint                        string   `json:"revocation_endpoint,omitempty"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint,omitempty"`
@@ -61,6 +63,11 @@ func (p *Provider) discoveryDocument() discoveryDoc {
 		d.ScopesSupported = supportedScopes
 		d.ResponseModesSupported = []string{"query"}
 		d.GrantTypesSupported = []string{"authorization_code", "refresh_token"}
+		if p.device != nil {
+			// RFC 8628 §4.
+			d.DeviceAuthorizationEndpoint = iss + "/device/code"
+			d.GrantTypesSupported = append(d.GrantTypesSupported, oauth.DeviceCodeGrantType)
+		}
 		d.TokenEndpointAuthMethodsSupported = auth
 		d.RevocationEndpointAuthMethodsSupported = auth
 		d.IntrospectionEndpointAuthMethodsSupported = []string{"client_secret_basic", "client_secret_post"}

@@ -1,5 +1,6 @@
 // Package oidc is the broker's OpenID Connect provider: discovery, the
-// JWKS, /authorize, /token (authorization_code and refresh_token grants),
+// JWKS, /authorize, /token (authorization_code, refresh_token and, through
+// the DeviceGrant seam, device_code grants),
 // /userinfo, /revoke, /introspect, and the RP-initiated logout decision
 // that /logout asks it. Sessions belong to package session; a request that
 // needs a sign-in is sent to /login with /authorize as its return address,
@@ -7,6 +8,7 @@
 package oidc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ghbroker/ghbroker/broker/internal/oauth"
 	"github.com/ghbroker/ghbroker/broker/internal/page"
 	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/claims"
@@ -45,6 +48,15 @@ type Store interface {
 	store.RefreshStore
 }
 
+// DeviceGrant is what /token asks of the device authorization grant
+// (*device.Handler). Redeem answers a poll by client for deviceCode: the
+// approved authorization, marked redeemed in the same transaction that
+// read it, or an *oauth.Error (authorization_pending, slow_down,
+// access_denied, expired_token, invalid_grant) that /token writes as it is.
+type DeviceGrant interface {
+	Redeem(ctx context.Context, clientID, deviceCode string) (store.DeviceCode, error)
+}
+
 // Config configures a Provider. Issuer and Keys are required; without
 // Sessions the provider serves discovery and the JWKS only.
 type Config struct {
@@ -60,6 +72,9 @@ type Config struct {
 	Store Store
 	// Clients are the static relying parties.
 	Clients []Client
+	// DeviceGrant, when set, redeems device codes at /token
+	// (urn:ietf:params:oauth:grant-type:device_code, RFC 8628 §3.4).
+	DeviceGrant DeviceGrant
 	// JWKSMaxAge is the Cache-Control max-age of /keys. It must be shorter
 	// than the time a next key is published before it signs. Default 5m.
 	JWKSMaxAge time.Duration
@@ -76,8 +91,9 @@ type Provider struct {
 	verifier   TokenVerifier
 	sessions   *session.Manager
 	store      Store
-	clients    map[string]*Client
+	clients    *oauth.Clients
 	jwksMaxAge time.Duration
+	device     DeviceGrant
 	pages      *page.Renderer
 	now        func() time.Time
 	log        *slog.Logger
@@ -96,15 +112,11 @@ func New(cfg Config) (*Provider, error) {
 	}
 	p := &Provider{
 		issuer: cfg.Issuer, keys: cfg.Keys, verifier: cfg.Verifier, sessions: cfg.Sessions, store: cfg.Store,
-		jwksMaxAge: cfg.JWKSMaxAge, now: cfg.Now, log: cfg.Logger,
-		clients: map[string]*Client{},
+		jwksMaxAge: cfg.JWKSMaxAge, now: cfg.Now, log: cfg.Logger, device: cfg.DeviceGrant,
 	}
-	for i := range cfg.Clients {
-		c := cfg.Clients[i]
-		if _, dup := p.clients[c.ID]; dup || c.ID == "" {
-			return nil, fmt.Errorf("oidc: client id %q is empty or duplicated", c.ID)
-		}
-		p.clients[c.ID] = &c
+	var err error
+	if p.clients, err = oauth.NewClients(cfg.Clients); err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
 	}
 	if p.jwksMaxAge <= 0 {
 		p.jwksMaxAge = 5 * time.Minute
@@ -115,7 +127,6 @@ func New(cfg Config) (*Provider, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	var err error
 	if p.pages, err = page.NewRenderer(p.log); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ghbroker/ghbroker/broker/internal/oauth"
 	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/claims"
 )
@@ -42,7 +43,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.Public {
-		p.writeOAuthError(w, r, errInvalidClient("introspection needs client authentication; public clients have no secret", false))
+		p.writeOAuthError(w, r, oauth.InvalidClient("introspection needs client authentication; public clients have no secret", false))
 		return
 	}
 	inactive := map[string]bool{"active": false}

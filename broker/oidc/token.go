@@ -13,43 +13,22 @@ import (
 	"time"
 
 	"github.com/ghbroker/ghbroker/broker/github"
+	"github.com/ghbroker/ghbroker/broker/internal/oauth"
 	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/store"
 )
 
 // maxFormBytes bounds the body of every OAuth POST endpoint.
-const maxFormBytes = 64 << 10
-
-// readForm parses a bounded application/x-www-form-urlencoded body and
-// refuses repeated parameters (RFC 6749 §3.2).
-func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	if r.Method != http.MethodPost {
-		return nil, errInvalidRequest("use POST")
-	}
-	ct := r.Header.Get("Content-Type")
-	if !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
-		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		return nil, errInvalidRequest("the form could not be read (too large or malformed)")
-	}
-	for k, v := range r.PostForm {
-		if len(v) > 1 {
-			return nil, errInvalidRequest(k + " appears more than once")
-		}
-	}
-	return r.PostForm, nil
-}
+const maxFormBytes = oauth.MaxFormBytes
 
 // clientRequest reads the bounded form of a client-authenticated endpoint
 // and authenticates the client; on failure it has answered the request.
 func (p *Provider) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *Client, bool) {
-	form, err := readForm(w, r)
+	form, err := oauth.ReadForm(w, r)
 	if err == nil {
 		var c *Client
-		if c, err = p.authenticateClient(r, form); err == nil {
+		if c, err = p.clients.Authenticate(r, form); err == nil {
 			return form, c, true
 		}
 	}
@@ -57,8 +36,8 @@ func (p *Provider) clientRequest(w http.ResponseWriter, r *http.Request) (url.Va
 	return nil, nil, false
 }
 
-// token is the token endpoint (RFC 6749 §3.2): authorization_code and
-// refresh_token grants.
+// token is the token endpoint (RFC 6749 §3.2): authorization_code,
+// refresh_token and device_code grants, each only for a client that lists it.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	form, c, ok := p.clientRequest(w, r)
 	if !ok {
@@ -68,15 +47,23 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		out issued
 		err error
 	)
-	switch gt := form.Get("grant_type"); gt {
-	case "authorization_code":
-		out, err = p.exchangeCode(r.Context(), c, form)
-	case "refresh_token":
-		out, err = p.refresh(r.Context(), c, form)
-	case "":
+	switch gt := form.Get("grant_type"); {
+	case gt == "":
 		err = errInvalidRequest("grant_type is required")
+	case gt == oauth.DeviceCodeGrantType && p.device != nil:
+		if !c.AllowsGrant(oauth.GrantDeviceCode) {
+			err = oauth.UnauthorizedClient("this client may not use the device_code grant")
+			break
+		}
+		out, err = p.redeemDeviceCode(r.Context(), c, form)
+	case gt != oauth.GrantAuthorizationCode && gt != oauth.GrantRefreshToken:
+		err = errUnsupportedGrant("grant_type must be authorization_code, refresh_token or " + oauth.DeviceCodeGrantType)
+	case !c.AllowsGrant(gt):
+		err = oauth.UnauthorizedClient("this client may not use the " + gt + " grant")
+	case gt == oauth.GrantAuthorizationCode:
+		out, err = p.exchangeCode(r.Context(), c, form)
 	default:
-		err = errUnsupportedGrant("grant_type must be authorization_code or refresh_token")
+		out, err = p.refresh(r.Context(), c, form)
 	}
 	if err != nil {
 		p.writeOAuthError(w, r, err)
@@ -132,14 +119,21 @@ func (p *Provider) exchangeCode(ctx context.Context, c *Client, form url.Values)
 	if err != nil {
 		return issued{}, errInvalidGrant("the sign-in session has ended")
 	}
-	out, err := p.mintTokens(c, sess, ac.Request.Scopes, ac.Request.Nonce, now)
+	return p.grant(ctx, c, sess, ac.Request.Scopes, ac.Request.Nonce, familyID, now)
+}
+
+// grant mints the tokens of a first grant (a code or a device code) and,
+// when offline_access was asked or the client always gets one, starts a
+// refresh family with id familyID.
+func (p *Provider) grant(ctx context.Context, c *Client, sess store.Session, scopes []string, nonce, familyID string, now time.Time) (issued, error) {
+	out, err := p.mintTokens(c, sess, scopes, nonce, now)
 	if err != nil {
 		return issued{}, err
 	}
-	if slices.Contains(ac.Request.Scopes, "offline_access") || c.AlwaysIssueRefreshToken {
+	if slices.Contains(scopes, "offline_access") || c.AlwaysIssueRefreshToken {
 		sec := secret.Random(32)
 		err := p.store.CreateRefreshFamily(ctx, store.RefreshFamily{
-			ID: familyID, ClientID: c.ID, SessionID: sess.ID, Subject: sess.Subject, Scopes: ac.Request.Scopes,
+			ID: familyID, ClientID: c.ID, SessionID: sess.ID, Subject: sess.Subject, Scopes: scopes,
 			AuthTime: sess.AuthTime, CurrentHash: secret.Hash(sec), Expires: now.Add(p.sessions.MaxAge()),
 		})
 		if err != nil {
@@ -148,6 +142,25 @@ func (p *Provider) exchangeCode(ctx context.Context, c *Client, form url.Values)
 		out.RefreshToken = familyID + "." + sec
 	}
 	return out, nil
+}
+
+// redeemDeviceCode answers a device-flow poll (RFC 8628 §3.4, §3.5): the
+// device package decides pending, slow_down, denied, expired and single
+// use; an approved code becomes the same tokens as a code exchange.
+func (p *Provider) redeemDeviceCode(ctx context.Context, c *Client, form url.Values) (issued, error) {
+	dc := form.Get("device_code")
+	if dc == "" {
+		return issued{}, errInvalidRequest("device_code is required")
+	}
+	auth, err := p.device.Redeem(ctx, c.ID, dc)
+	if err != nil {
+		return issued{}, err
+	}
+	sess, err := p.sessions.Get(ctx, auth.SessionID)
+	if err != nil {
+		return issued{}, errInvalidGrant("the sign-in session that approved this device has ended")
+	}
+	return p.grant(ctx, c, sess, auth.Scopes, "", secret.Random(16), p.now())
 }
 
 // onlyRedirect reports whether uri is the client's only redirect URI, the
@@ -260,7 +273,7 @@ func (p *Provider) refreshMemberships(ctx context.Context, fam store.RefreshFami
 		return sess, errInvalidGrant("the user is no longer in an allowed organization")
 	case github.IsTemporary(err):
 		return sess, &oauthError{Code: "temporarily_unavailable", Description: "GitHub is unavailable; retry later",
-			Status: http.StatusServiceUnavailable, retryAfter: signinRetryAfter(err)}
+			Status: http.StatusServiceUnavailable, RetryAfter: signinRetryAfter(err)}
 	}
 	return sess, err
 }

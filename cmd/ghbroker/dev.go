@@ -152,6 +152,11 @@ clients:
     name: kubectl (kubelogin)
     public: true
     redirect_uris: [http://localhost:8000, http://localhost:18000]
+    grant_types: [authorization_code, refresh_token, device_code]
+  - id: cli
+    name: ghbroker token (command line)
+    public: true
+    grant_types: [device_code, refresh_token]
 `, issuer, addr, filepath.Join(dir, "ghbroker.db"), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret, githubURL, githubURL, strings.Join(orgs, ", "),
 		devDomain, devDomain, devDomain, orgs[0], devDomain, devAdminTeam(fx), devGrafanaSecret)
 	cfg, err := config.Parse("ghbroker dev", []byte(src), nil)
@@ -181,8 +186,10 @@ in /etc/hosts.
 
 Only members of %s may sign in; the other users show the refusal page.
 OIDC clients: grafana (secret %s, redirect http://localhost:3000/login/generic_oauth)
-              kubelogin (public, PKCE, redirect http://localhost:8000)
+              kubelogin (public, PKCE, redirect http://localhost:8000; or --grant-type=device-code)
+              cli (public, device flow only). Try:
+  ghbroker token --issuer %s --client-id cli
 Temporary store: %s (deleted on exit). Press Ctrl-C to stop.
 `, issuer, strings.Join(users, ", "), appURL, fx.Orgs[0].Login, adminURL, devAdminTeam(fx), ghHost, issuer,
-		devDomain, devDomain, devDomain, fx.Orgs[0].Login, devGrafanaSecret, dir)
+		devDomain, devDomain, devDomain, fx.Orgs[0].Login, devGrafanaSecret, issuer, dir)
 }

@@ -63,6 +63,8 @@ commands:
   authz --issuer URL --config FILE
                                stateless authorization replica (keys from the issuer's JWKS)
   check-config --config FILE   validate a config file
+  token --issuer URL --client-id ID [--id-token|--exec-credential] [--logout]
+                               sign a command line in (device flow) and print a token
   keys list --config FILE      show the signing keys
   keys rotate --config FILE    rotate the signing keys now
   version                      print version information
@@ -110,6 +112,8 @@ func dispatch(ctx context.Context, e env, args []string) error {
 		return cmdCheckConfig(e, rest)
 	case "keys":
 		return cmdKeys(ctx, e, rest)
+	case "token":
+		return cmdToken(ctx, e, rest)
 	case "version", "--version":
 		fmt.Fprintf(e.stdout, "ghbroker %s (commit %s, %s %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

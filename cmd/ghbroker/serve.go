@@ -17,6 +17,7 @@ import (
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/broker"
+	"github.com/ghbroker/ghbroker/broker/device"
 	"github.com/ghbroker/ghbroker/broker/github"
 	"github.com/ghbroker/ghbroker/broker/oidc"
 	"github.com/ghbroker/ghbroker/broker/session"
@@ -175,9 +176,16 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, err
 	}
+	clients := oidcClients(cfg.Clients)
+	dev, err := device.New(ctx, device.Config{
+		Issuer: cfg.Issuer, Sessions: sessions, Store: st, Clients: clients, Logger: logger,
+	})
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, Keys: km, Verifier: verifier, Sessions: sessions, Store: st,
-		Clients: oidcClients(cfg.Clients), JWKSMaxAge: keys.JWKSMaxAge(cfg.Keys.RotateEvery.D()), Logger: logger,
+		Clients: clients, DeviceGrant: dev, JWKSMaxAge: keys.JWKSMaxAge(cfg.Keys.RotateEvery.D()), Logger: logger,
 	})
 	if err != nil {
 		return nil, runtimeErr(err)
@@ -190,7 +198,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		return nil, runtimeErr(err)
 	}
 	b, err := broker.New(broker.Config{
-		Keys: km, Store: st, Handlers: []broker.Handler{signIn, provider},
+		Keys: km, Store: st, Handlers: []broker.Handler{signIn, provider, dev},
 		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: reg, Logger: logger,
 	})
 	if err != nil {
@@ -240,7 +248,7 @@ func oidcClients(cs []config.Client) []oidc.Client {
 		out = append(out, oidc.Client{
 			ID: c.ID, Secret: c.Secret, Public: c.Public, Name: c.Name,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-			Scopes: c.Scopes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken, TokenTTL: c.TokenTTL.D(),
+			Scopes: c.Scopes, GrantTypes: c.GrantTypes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken, TokenTTL: c.TokenTTL.D(),
 		})
 	}
 	return out

@@ -25,8 +25,9 @@ var forbidden = map[string][]string{
 	// Sessions serve no routes: they never reach the HTTP handlers.
 	"broker/session": {"broker", "broker/signin", "broker/oidc", "store/bolt", "store/memory", "internal/githubfake"},
 	// Domain handlers do not import each other nor the assembly.
-	"broker/signin": {"broker", "broker/oidc", "store/bolt", "store/memory", "internal/githubfake"},
-	"broker/oidc":   {"broker", "broker/signin", "store/bolt", "store/memory", "internal/githubfake"},
+	"broker/signin": {"broker", "broker/oidc", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
+	"broker/oidc":   {"broker", "broker/signin", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
+	"broker/device": {"broker", "broker/signin", "broker/oidc", "store/bolt", "store/memory", "internal/githubfake"},
 }
 
 func TestImportDirection(t *testing.T) {

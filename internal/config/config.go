@@ -137,12 +137,18 @@ type Client struct {
 	Public bool `yaml:"public"`
 	// Name is shown to people.
 	Name string `yaml:"name"`
-	// RedirectURIs are matched exactly. At least one.
+	// RedirectURIs are matched exactly. At least one, unless GrantTypes
+	// leaves out authorization_code.
 	RedirectURIs []string `yaml:"redirect_uris"`
 	// PostLogoutRedirectURIs are where /logout may return, matched exactly.
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 	// Scopes limits the scopes the client may request; empty means all.
 	Scopes []string `yaml:"scopes"`
+	// GrantTypes are the grants the client may use: authorization_code,
+	// refresh_token, device_code (RFC 8628; the URN
+	// urn:ietf:params:oauth:grant-type:device_code is accepted too and
+	// read as device_code). Default [authorization_code, refresh_token].
+	GrantTypes []string `yaml:"grant_types"`
 	// AlwaysIssueRefreshToken issues a refresh token even without the
 	// offline_access scope.
 	AlwaysIssueRefreshToken bool `yaml:"always_issue_refresh_token"`

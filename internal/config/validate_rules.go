@@ -82,7 +82,8 @@ func (v *validator) clients(c *Config) {
 		if d := cl.TokenTTL.D(); d < time.Minute || d > MaxTokenTTL {
 			v.fail(key+".token_ttl", "client %q: token_ttl must be between 1m and %s, not %s", cl.ID, MaxTokenTTL, d)
 		}
-		if len(cl.RedirectURIs) == 0 {
+		codeFlow := v.grantTypes(key, cl)
+		if len(cl.RedirectURIs) == 0 && codeFlow {
 			v.fail(key+".redirect_uris", "client %q needs at least one redirect_uris entry, e.g. https://grafana.example.com/login/generic_oauth", cl.ID)
 		}
 		for j, u := range cl.RedirectURIs {
@@ -92,6 +93,34 @@ func (v *validator) clients(c *Config) {
 			v.clientURI(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, j), u)
 		}
 	}
+}
+
+// grantTypes checks clients[].grant_types, reads the device-code URN as
+// device_code, and reports whether the client uses the code flow (and so
+// needs redirect URIs).
+func (v *validator) grantTypes(key string, cl *Client) (codeFlow bool) {
+	if len(cl.GrantTypes) == 0 {
+		return true
+	}
+	first := false
+	for j, g := range cl.GrantTypes {
+		switch g {
+		case "urn:ietf:params:oauth:grant-type:device_code":
+			cl.GrantTypes[j] = "device_code"
+			first = true
+		case "device_code":
+			first = true
+		case "authorization_code":
+			first, codeFlow = true, true
+		case "refresh_token":
+		default:
+			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, j), "client %q: unknown grant type %q; use authorization_code, refresh_token or device_code", cl.ID, g)
+		}
+	}
+	if !first {
+		v.fail(key+".grant_types", "client %q: grant_types needs authorization_code or device_code (refresh_token alone grants nothing)", cl.ID)
+	}
+	return codeFlow
 }
 
 // clientURI checks a registered redirect URI: absolute, no fragment

@@ -53,6 +53,9 @@ var (
 	bucketLogins   = []byte("login_states")
 	bucketCodes    = []byte("auth_codes")
 	bucketFamilies = []byte("refresh_families")
+	bucketDevices  = []byte("device_codes")
+	// bucketUserCodes indexes device_codes by user code (see userCodeEntry).
+	bucketUserCodes = []byte("device_user_codes")
 
 	keySchemaVersion = []byte("schema_version")
 	keyKeys          = []byte("keys")
@@ -60,7 +63,7 @@ var (
 
 // expiringBuckets returns the buckets whose records expire.
 func expiringBuckets() [][]byte {
-	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies}
+	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies, bucketDevices, bucketUserCodes}
 }
 
 // Options configures Open.

@@ -50,7 +50,9 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 				if err := b.Delete(k); err != nil {
 					return err
 				}
-				n++
+				if name != string(bucketUserCodes) { // an index entry is not a record
+					n++
+				}
 			}
 		}
 		return nil

@@ -53,6 +53,10 @@ const (
 	loginStates   table = "login state"
 	authCodes     table = "auth code"
 	refreshFamily table = "refresh family"
+	deviceCodes   table = "device code"
+	// userCodes indexes deviceCodes: its id is the user code, and its data
+	// the device code's id.
+	userCodes table = "user code"
 )
 
 // row is one stored record: its JSON and, for Sweep, its expiry.
@@ -78,6 +82,7 @@ func New(opts Options) *Store {
 		secret: map[string][]byte{},
 		tables: map[table]map[string]row{
 			sessions: {}, loginStates: {}, authCodes: {}, refreshFamily: {},
+			deviceCodes: {}, userCodes: {},
 		},
 	}
 }
@@ -338,11 +343,13 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	}
 	defer s.mu.Unlock()
 	n := 0
-	for _, rows := range s.tables {
+	for t, rows := range s.tables {
 		for id, r := range rows {
 			if r.expires.Before(now) {
 				delete(rows, id)
-				n++
+				if t != userCodes { // an index entry is not a record
+					n++
+				}
 			}
 		}
 	}

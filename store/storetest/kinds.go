@@ -98,6 +98,29 @@ func kinds() []kind {
 			},
 		},
 		{
+			name: "DeviceCode",
+			create: func(ctx context.Context, st store.Store, id, mark string, exp time.Time) error {
+				return st.CreateDeviceCode(ctx, store.DeviceCode{ID: id, UserCode: "U" + id, ClientID: mark, Expires: exp})
+			},
+			read: func(ctx context.Context, st store.Store, id string) (string, error) {
+				c, err := st.GetDeviceCodeByUserCode(ctx, "U"+id)
+				return c.ClientID, err
+			},
+			update: func(ctx context.Context, st store.Store, id string, fn func(string) (string, error)) error {
+				return st.UpdateDeviceCode(ctx, id, func(c store.DeviceCode) (store.DeviceCode, error) {
+					var err error
+					c.ClientID, err = fn(c.ClientID)
+					return c, err
+				})
+			},
+			rekey: func(ctx context.Context, st store.Store, id, newID string) error {
+				return st.UpdateDeviceCode(ctx, id, func(c store.DeviceCode) (store.DeviceCode, error) {
+					c.ID = newID
+					return c, nil
+				})
+			},
+		},
+		{
 			name: "RefreshFamily",
 			create: func(ctx context.Context, st store.Store, id, mark string, exp time.Time) error {
 				return st.CreateRefreshFamily(ctx, store.RefreshFamily{ID: id, CurrentHash: mark, Expires: exp})

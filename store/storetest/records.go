@@ -328,3 +328,92 @@ func (s *suite) testSweep(t *testing.T) {
 	}
 	diff(t, "secret after Sweep", secret, got)
 }
+
+func fullDeviceCode() store.DeviceCode {
+	return store.DeviceCode{
+		ID:        "device-hash-1",
+		UserCode:  "BCDFGHJK",
+		ClientID:  "cli",
+		Scopes:    []string{"openid", "groups"},
+		Status:    store.DeviceApproved,
+		SessionID: "sid-1",
+		Interval:  10,
+		LastPoll:  start.Add(time.Second),
+		Deadline:  start.Add(10 * time.Minute),
+		Expires:   start.Add(20 * time.Minute),
+	}
+}
+
+// testDeviceCode checks the user-code index: lookups, a user code taken by
+// a live record, and updates that would break the index.
+func (s *suite) testDeviceCode(t *testing.T) {
+	t.Run("Fields", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		want := fullDeviceCode()
+		if err := st.CreateDeviceCode(t.Context(), want); err != nil {
+			t.Fatalf("CreateDeviceCode: %v", err)
+		}
+		got, err := st.GetDeviceCodeByUserCode(t.Context(), want.UserCode)
+		if err != nil {
+			t.Fatalf("GetDeviceCodeByUserCode: %v", err)
+		}
+		diff(t, "stored device code", want, got)
+		want.Status, want.Interval = store.DeviceRedeemed, 15
+		if err := st.UpdateDeviceCode(t.Context(), want.ID, func(store.DeviceCode) (store.DeviceCode, error) { return want, nil }); err != nil {
+			t.Fatalf("UpdateDeviceCode: %v", err)
+		}
+		got, _ = st.GetDeviceCodeByUserCode(t.Context(), want.UserCode)
+		diff(t, "device code after update", want, got)
+	})
+	t.Run("UserCodeTaken", func(t *testing.T) {
+		st, c := s.newStore(t)
+		first := fullDeviceCode()
+		if err := st.CreateDeviceCode(t.Context(), first); err != nil {
+			t.Fatalf("CreateDeviceCode: %v", err)
+		}
+		other := first
+		other.ID = "device-hash-2"
+		if err := st.CreateDeviceCode(t.Context(), other); !errors.Is(err, store.ErrAlreadyExists) {
+			t.Fatalf("CreateDeviceCode with a live user code = %v, want ErrAlreadyExists", err)
+		}
+		c.Advance(21 * time.Minute)
+		other.Expires = c.Now().Add(10 * time.Minute)
+		if err := st.CreateDeviceCode(t.Context(), other); err != nil {
+			t.Fatalf("CreateDeviceCode reusing an expired user code: %v", err)
+		}
+		got, err := st.GetDeviceCodeByUserCode(t.Context(), other.UserCode)
+		if err != nil || got.ID != other.ID {
+			t.Fatalf("GetDeviceCodeByUserCode = %q, %v; want %q", got.ID, err, other.ID)
+		}
+	})
+	t.Run("UpdateKeepsIndex", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		in := fullDeviceCode()
+		if err := st.CreateDeviceCode(t.Context(), in); err != nil {
+			t.Fatalf("CreateDeviceCode: %v", err)
+		}
+		for name, change := range map[string]func(*store.DeviceCode){
+			"user code": func(c *store.DeviceCode) { c.UserCode = "ZZZZZZZZ" },
+			"expiry":    func(c *store.DeviceCode) { c.Expires = c.Expires.Add(time.Hour) },
+		} {
+			err := st.UpdateDeviceCode(t.Context(), in.ID, func(c store.DeviceCode) (store.DeviceCode, error) {
+				change(&c)
+				return c, nil
+			})
+			if err == nil {
+				t.Errorf("UpdateDeviceCode changing the %s succeeded, want an error", name)
+			}
+		}
+		got, err := st.GetDeviceCodeByUserCode(t.Context(), in.UserCode)
+		if err != nil {
+			t.Fatalf("GetDeviceCodeByUserCode: %v", err)
+		}
+		diff(t, "device code after refused updates", in, got)
+	})
+	t.Run("Unknown", func(t *testing.T) {
+		st, _ := s.newStore(t)
+		if _, err := st.GetDeviceCodeByUserCode(t.Context(), "BCDFGHJK"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetDeviceCodeByUserCode of nothing = %v, want ErrNotFound", err)
+		}
+	})
+}

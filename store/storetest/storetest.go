@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 	t.Run("LoginState", s.testLoginState)
 	t.Run("AuthCode", s.testAuthCode)
 	t.Run("RefreshFamily", s.testRefreshFamily)
+	t.Run("DeviceCode", s.testDeviceCode)
 	t.Run("Keys", s.testKeys)
 	t.Run("Secret", s.testSecret)
 	t.Run("Sweep", s.testSweep)
@@ -136,6 +137,16 @@ func everyCall() []call {
 		}},
 		{"UpdateAuthCode", false, func(ctx context.Context, st store.Store) error {
 			return st.UpdateAuthCode(ctx, "c1", func(c store.AuthCode) (store.AuthCode, error) { return c, nil })
+		}},
+		{"CreateDeviceCode", true, func(ctx context.Context, st store.Store) error {
+			return st.CreateDeviceCode(ctx, store.DeviceCode{ID: "d1", UserCode: "BCDFGHJK", Expires: exp})
+		}},
+		{"GetDeviceCodeByUserCode", false, func(ctx context.Context, st store.Store) error {
+			_, err := st.GetDeviceCodeByUserCode(ctx, "BCDFGHJK")
+			return err
+		}},
+		{"UpdateDeviceCode", false, func(ctx context.Context, st store.Store) error {
+			return st.UpdateDeviceCode(ctx, "d1", func(c store.DeviceCode) (store.DeviceCode, error) { return c, nil })
 		}},
 		{"CreateRefreshFamily", true, func(ctx context.Context, st store.Store) error {
 			return st.CreateRefreshFamily(ctx, store.RefreshFamily{ID: "f1", Expires: exp})

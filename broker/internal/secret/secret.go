@@ -30,3 +30,19 @@ func Hash(s string) string {
 func Matches(hash, s string) bool {
 	return subtle.ConstantTimeCompare([]byte(Hash(s)), []byte(hash)) == 1
 }
+
+// Letters returns n characters drawn uniformly from alphabet (at most 256
+// distinct bytes) with crypto/rand: bytes that would bias the choice are
+// drawn again.
+func Letters(alphabet string, n int) string {
+	limit := 256 - 256%len(alphabet)
+	out := make([]byte, 0, n)
+	var b [1]byte
+	for len(out) < n {
+		_, _ = rand.Read(b[:])
+		if int(b[0]) < limit {
+			out = append(out, alphabet[int(b[0])%len(alphabet)])
+		}
+	}
+	return string(out)
+}
