@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,7 +114,7 @@ server {
     }
 }
 `, nginxPort, checkLocation("/_check", "$request_uri"), checkLocation("/_check_mismatch", "/somewhere/else"), upstream.Listener.Addr().String(), issuer, front)
-	runNginx(t, front, nginxPort, site)
+	runNginx(t, t.TempDir(), front, nginxPort, map[string]string{"site.conf": site})
 
 	app := fmt.Sprintf("http://app.ghbroker.localhost:%d/dashboards/1?x=y", nginxPort)
 
@@ -231,53 +230,4 @@ func newClientVia(t *testing.T, ip string) *client {
 		return d.DialContext(ctx, network, net.JoinHostPort(ip, port))
 	}}
 	return c
-}
-
-// runNginx runs nginx in the foreground with one site, answering on
-// ip:port.
-func runNginx(t *testing.T, ip string, port int, site string) {
-	t.Helper()
-	dir := t.TempDir()
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;"
-	}
-	conf := fmt.Sprintf(`%s
-daemon off;
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    include %[2]s/site.conf;
-}
-`, user, dir)
-	for name, content := range map[string]string{"site.conf": site, "nginx.conf": conf} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	args := []string{"-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", filepath.Join(dir, "nginx.conf")}
-	if out, err := exec.Command(nginxPath, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	cmd := exec.Command(nginxPath, args...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx error.log:\n%s", log)
-		}
-	})
-	waitHTTP(t, fmt.Sprintf("http://%s:%d/", ip, port))
 }

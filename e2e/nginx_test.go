@@ -128,11 +128,19 @@ func startNginx(t *testing.T, port, devPort int, issuer, upstream string) {
 	if !strings.Contains(site, filepath.Join(dir, "ghbroker-auth.conf")) || !strings.Contains(site, upstream) {
 		t.Fatalf("example-site.conf no longer has the lines this test adapts:\n%s", site)
 	}
+	runNginx(t, dir, "127.0.0.1", port, map[string]string{"ghbroker-auth.conf": snippet, "site.conf": site})
+}
+
+// runNginx writes files (site.conf among them) into dir and runs nginx in
+// the foreground with an nginx.conf that includes site.conf, answering on
+// ip:port; its error log is shown when the test fails.
+func runNginx(t *testing.T, dir, ip string, port int, files map[string]string) {
+	t.Helper()
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;"
 	}
-	conf := fmt.Sprintf(`%s
+	files["nginx.conf"] = fmt.Sprintf(`%s
 daemon off;
 worker_processes 1;
 pid %[2]s/nginx.pid;
@@ -148,16 +156,16 @@ http {
     include %[2]s/site.conf;
 }
 `, user, dir)
-	for name, content := range map[string]string{"ghbroker-auth.conf": snippet, "site.conf": site, "nginx.conf": conf} {
+	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(nginxPath, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	out, err := exec.Command(nginxPath, "-t", "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput()
-	if err != nil {
+	args := []string{"-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", filepath.Join(dir, "nginx.conf")}
+	if out, err := exec.Command(nginxPath, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
+	cmd := exec.Command(nginxPath, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +177,7 @@ http {
 			t.Logf("nginx error.log:\n%s", log)
 		}
 	})
-	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	waitHTTP(t, fmt.Sprintf("http://%s:%d/", ip, port))
 }
 
 // client is a browser-like HTTP client: a cookie jar, no automatic
