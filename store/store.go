@@ -89,24 +89,6 @@ type Session struct {
 	Expires time.Time `json:"expires"`
 }
 
-// LoginState is a pending GitHub round trip, keyed by the hash of the
-// OAuth state parameter. It is single use.
-type LoginState struct {
-	// ID is the hash of the state parameter sent to GitHub.
-	ID string `json:"id"`
-	// BrowserHash binds the state to the browser that started it (hash of
-	// a cookie value set at /login).
-	BrowserHash string `json:"browser_hash"`
-	// Verifier is the PKCE verifier sent to GitHub's token endpoint.
-	Verifier string `json:"verifier"`
-	// RedirectTo is the validated URL to land on after sign-in.
-	RedirectTo string `json:"redirect_to,omitempty"`
-	// AuthRequest, when set, is an OIDC authorization request to resume.
-	AuthRequest *AuthRequest `json:"auth_request,omitempty"`
-	// Expires is ten minutes after creation.
-	Expires time.Time `json:"expires"`
-}
-
 // AuthRequest is a validated OIDC authorization request (OIDC Core
 // §3.1.2.1) waiting for the user to sign in.
 type AuthRequest struct {
@@ -245,13 +227,6 @@ type SessionStore interface {
 	DeleteSession(ctx context.Context, id string) error
 }
 
-// LoginStateStore persists pending GitHub round trips.
-type LoginStateStore interface {
-	CreateLoginState(ctx context.Context, s LoginState) error
-	// TakeLoginState reads and deletes the state in one transaction.
-	TakeLoginState(ctx context.Context, id string) (LoginState, error)
-}
-
 // AuthCodeStore persists authorization codes.
 type AuthCodeStore interface {
 	CreateAuthCode(ctx context.Context, c AuthCode) error
@@ -274,7 +249,6 @@ type Store interface {
 	KeyStore
 	SecretStore
 	SessionStore
-	LoginStateStore
 	AuthCodeStore
 	RefreshStore
 	DeviceCodeStore

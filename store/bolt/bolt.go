@@ -50,6 +50,8 @@ var (
 	bucketKeys     = []byte("keys")
 	bucketSecrets  = []byte("secrets")
 	bucketSessions = []byte("sessions")
+	// bucketLogins held pending sign-ins before they moved into a sealed
+	// cookie; nothing writes it now, and the sweeper empties old files.
 	bucketLogins   = []byte("login_states")
 	bucketCodes    = []byte("auth_codes")
 	bucketFamilies = []byte("refresh_families")

@@ -284,17 +284,6 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return remove(ctx, s, bucketSessions, id)
 }
 
-// CreateLoginState stores a new login state.
-func (s *Store) CreateLoginState(ctx context.Context, v store.LoginState) error {
-	return create(ctx, s, bucketLogins, v)
-}
-
-// TakeLoginState returns the live login state id and deletes it, in one
-// transaction.
-func (s *Store) TakeLoginState(ctx context.Context, id string) (store.LoginState, error) {
-	return get[store.LoginState](ctx, s, bucketLogins, id, true)
-}
-
 // CreateAuthCode stores a new authorization code.
 func (s *Store) CreateAuthCode(ctx context.Context, v store.AuthCode) error {
 	return create(ctx, s, bucketCodes, v)

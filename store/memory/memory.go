@@ -50,7 +50,6 @@ type table string
 
 const (
 	sessions      table = "session"
-	loginStates   table = "login state"
 	authCodes     table = "auth code"
 	refreshFamily table = "refresh family"
 	deviceCodes   table = "device code"
@@ -81,7 +80,7 @@ func New(opts Options) *Store {
 		now:    now,
 		secret: map[string][]byte{},
 		tables: map[table]map[string]row{
-			sessions: {}, loginStates: {}, authCodes: {}, refreshFamily: {},
+			sessions: {}, authCodes: {}, refreshFamily: {},
 			deviceCodes: {}, userCodes: {},
 		},
 	}
@@ -292,16 +291,6 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(store.Sess
 // DeleteSession deletes the session id.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return remove(ctx, s, sessions, id)
-}
-
-// CreateLoginState stores a new login state.
-func (s *Store) CreateLoginState(ctx context.Context, v store.LoginState) error {
-	return create(ctx, s, loginStates, v)
-}
-
-// TakeLoginState returns the live login state id and deletes it.
-func (s *Store) TakeLoginState(ctx context.Context, id string) (store.LoginState, error) {
-	return get[store.LoginState](ctx, s, loginStates, id, true)
 }
 
 // CreateAuthCode stores a new authorization code.

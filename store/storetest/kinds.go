@@ -18,10 +18,8 @@ type kind struct {
 	name string
 	// create stores a record with the given id, mark and expiry.
 	create func(ctx context.Context, st store.Store, id, mark string, expires time.Time) error
-	// read returns the mark of the live record id. It consumes the record
-	// when consumes is set, so the tests read each record at most once.
-	read     func(ctx context.Context, st store.Store, id string) (string, error)
-	consumes bool
+	// read returns the mark of the live record id.
+	read func(ctx context.Context, st store.Store, id string) (string, error)
 	// update, nil for kinds that cannot be updated, rewrites the mark.
 	update func(ctx context.Context, st store.Store, id string, fn func(mark string) (string, error)) error
 	// rekey, set when update is, tries to change the record's id.
@@ -56,17 +54,6 @@ func kinds() []kind {
 				})
 			},
 			del: func(ctx context.Context, st store.Store, id string) error { return st.DeleteSession(ctx, id) },
-		},
-		{
-			name: "LoginState",
-			create: func(ctx context.Context, st store.Store, id, mark string, exp time.Time) error {
-				return st.CreateLoginState(ctx, store.LoginState{ID: id, Verifier: mark, Expires: exp})
-			},
-			read: func(ctx context.Context, st store.Store, id string) (string, error) {
-				s, err := st.TakeLoginState(ctx, id)
-				return s.Verifier, err
-			},
-			consumes: true,
 		},
 		{
 			name: "AuthCode",

@@ -30,7 +30,6 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 	s := &suite{open: open}
 	t.Run("Kinds", s.testKinds)
 	t.Run("Session", s.testSession)
-	t.Run("LoginState", s.testLoginState)
 	t.Run("AuthCode", s.testAuthCode)
 	t.Run("RefreshFamily", s.testRefreshFamily)
 	t.Run("DeviceCode", s.testDeviceCode)
@@ -124,13 +123,6 @@ func everyCall() []call {
 		}},
 		{"DeleteSession", false, func(ctx context.Context, st store.Store) error {
 			return st.DeleteSession(ctx, "s1")
-		}},
-		{"CreateLoginState", true, func(ctx context.Context, st store.Store) error {
-			return st.CreateLoginState(ctx, store.LoginState{ID: "l1", Expires: exp})
-		}},
-		{"TakeLoginState", false, func(ctx context.Context, st store.Store) error {
-			_, err := st.TakeLoginState(ctx, "l1")
-			return err
 		}},
 		{"CreateAuthCode", true, func(ctx context.Context, st store.Store) error {
 			return st.CreateAuthCode(ctx, store.AuthCode{ID: "c1", Expires: exp})
