@@ -83,8 +83,16 @@ func clearStale(r *http.Request, name string, keep map[string]bool, a Attrs) []*
 		}
 		return out
 	}
+	// Only names that can exist — NAME and NAME.0 … NAME.(MaxChunks-1) —
+	// are expired, each at most once: a request stuffed with thousands of
+	// look-alike cookies gets at most MaxChunks+1 Set-Cookie lines back.
 	for _, c := range r.Cookies() {
-		if c.Name == name || strings.HasPrefix(c.Name, name+".") {
+		if c.Name == name {
+			del(name)
+			continue
+		}
+		rest, ok := strings.CutPrefix(c.Name, name+".")
+		if i, err := strconv.Atoi(rest); ok && err == nil && i >= 0 && i < MaxChunks && ChunkName(name, i) == c.Name {
 			del(c.Name)
 		}
 	}

@@ -1,7 +1,9 @@
 package sessioncookie
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -81,4 +83,28 @@ func FuzzCandidates(f *testing.F) {
 			t.Fatalf("%d candidates", len(got))
 		}
 	})
+}
+
+// TestClearIsBounded: a Cookie header stuffed with look-alike names (a
+// 51 KB header once made /logout answer 2,901 Set-Cookie lines) gets back
+// only the names that can exist.
+func TestClearIsBounded(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	var b strings.Builder
+	for i := range 1400 { // net/http reads at most 3,000 cookies
+		fmt.Fprintf(&b, "_ghbroker.%d=x; _ghbroker.x%d=y; ", i, i)
+	}
+	b.WriteString("_ghbroker=z; _ghbroker.01=w")
+	r.Header.Set("Cookie", b.String())
+	got := Clear(r, "_ghbroker", Attrs{})
+	if len(got) > MaxChunks+1 {
+		t.Fatalf("Clear answered %d cookies, want at most %d", len(got), MaxChunks+1)
+	}
+	names := map[string]bool{}
+	for _, c := range got {
+		names[c.Name] = true
+	}
+	if !names["_ghbroker"] || !names["_ghbroker.0"] || !names[ChunkName("_ghbroker", MaxChunks-1)] || names["_ghbroker.01"] {
+		t.Errorf("cleared %v", names)
+	}
 }
