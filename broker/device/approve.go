@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/web"
@@ -33,7 +34,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		h.decide(w, r, sess)
 		return
 	}
-	data := web.Device{Login: sess.PreferredUsername, CSRF: h.csrfToken(sess.SessionID)}
+	data := web.Device{Login: sess.PreferredUsername, CSRF: h.sessions.CSRFToken(session.FormDeviceApproval, sess.SessionID)}
 	raw := r.URL.Query().Get("user_code")
 	if raw == "" {
 		h.render(w, r, http.StatusOK, data)
@@ -117,13 +118,13 @@ func (h *Handler) confirmPage(w http.ResponseWriter, r *http.Request, data web.D
 // decide is the approval form's POST: a CSRF token bound to the session,
 // the code, and approve or deny.
 func (h *Handler) decide(w http.ResponseWriter, r *http.Request, sess *claims.Claims) {
-	data := web.Device{Login: sess.PreferredUsername, CSRF: h.csrfToken(sess.SessionID)}
+	data := web.Device{Login: sess.PreferredUsername, CSRF: h.sessions.CSRFToken(session.FormDeviceApproval, sess.SessionID)}
 	if err := r.ParseForm(); err != nil {
 		data.Message = "The form could not be read. Please enter the code again."
 		h.render(w, r, http.StatusBadRequest, data)
 		return
 	}
-	if !h.csrfValid(sess.SessionID, r.PostForm.Get("csrf")) {
+	if !h.sessions.CSRFValid(session.FormDeviceApproval, sess.SessionID, r.PostForm.Get("csrf")) {
 		data.Message = "This form has expired or did not come from ghbroker. Please enter the code again."
 		h.render(w, r, http.StatusForbidden, data)
 		return

@@ -14,10 +14,6 @@ package device
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,15 +77,11 @@ type Handler struct {
 	sessions *session.Manager
 	store    Store
 	clients  *oauth.Clients
-	csrfKey  []byte
 	guesses  *limiter
 	pages    *page.Renderer
 	now      func() time.Time
 	log      *slog.Logger
 }
-
-// csrfSecretName names the CSRF key in the store, shared by every replica.
-const csrfSecretName = "device_csrf"
 
 // New checks cfg, loads (or creates) the CSRF key and builds the handler.
 func New(ctx context.Context, cfg Config) (*Handler, error) {
@@ -103,16 +95,8 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device: %w", err)
 	}
-	key, err := cfg.Store.GetOrCreateSecret(ctx, csrfSecretName, func() ([]byte, error) {
-		b := make([]byte, 32)
-		_, err := rand.Read(b)
-		return b, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("device: CSRF key: %w", err)
-	}
 	h := &Handler{
-		issuer: cfg.Issuer, sessions: cfg.Sessions, store: cfg.Store, clients: clients, csrfKey: key,
+		issuer: cfg.Issuer, sessions: cfg.Sessions, store: cfg.Store, clients: clients,
 		now: cfg.Now, log: cfg.Logger,
 	}
 	if h.now == nil {
@@ -136,18 +120,4 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 func (h *Handler) Mount(r page.Router) {
 	r.API("device_code", "/device/code", http.HandlerFunc(h.authorize), http.MethodPost)
 	r.Page("device", "/device", h.page, http.MethodGet, http.MethodHead, http.MethodPost)
-}
-
-// csrfToken is the approval form's token for a session: an HMAC of the
-// session id under a key only the broker holds, so that it is bound to the
-// browser's session and cannot be made up by a page elsewhere.
-func (h *Handler) csrfToken(sessionID string) string {
-	m := hmac.New(sha256.New, h.csrfKey)
-	m.Write([]byte("ghbroker device approval\x00" + sessionID))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// csrfValid compares in constant time.
-func (h *Handler) csrfValid(sessionID, token string) bool {
-	return hmac.Equal([]byte(h.csrfToken(sessionID)), []byte(token))
 }

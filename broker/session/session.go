@@ -98,6 +98,7 @@ type Manager struct {
 	now          func() time.Time
 	log          *slog.Logger
 	sealer       *sealer
+	csrfKey      []byte
 }
 
 // New checks cfg and loads (or creates) the token-sealing key.
@@ -134,6 +135,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.sealer, err = newSealer(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	if m.csrfKey, err = loadCSRFKey(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
 	return m, nil
