@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -275,3 +277,19 @@ func (b *browser) sessionToken(u string) string {
 	}
 	return ""
 }
+
+// confirmLogout answers the sign-out confirmation page body (from GET
+// /logout): it posts the form back with its CSRF token and hidden fields.
+func (b *browser) confirmLogout(body string) (*http.Response, string) {
+	b.w.t.Helper()
+	form := url.Values{}
+	for _, m := range hiddenField.FindAllStringSubmatch(body, -1) {
+		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	if form.Get("csrf") == "" {
+		b.w.t.Fatalf("no sign-out confirmation form:\n%s", body)
+	}
+	return b.postForm("/logout", form)
+}
+
+var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)

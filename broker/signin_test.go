@@ -53,8 +53,15 @@ func TestSignInAcrossSubdomains(t *testing.T) {
 		t.Fatalf("home: %d\n%s", resp.StatusCode, body)
 	}
 
-	// Logout clears every cookie and ends the session.
-	resp, _ = b.get(w.issuer + "/logout?rd=" + url.QueryEscape(kibana))
+	// Logout asks first, then clears every cookie and ends the session.
+	resp, body = b.get(w.issuer + "/logout?rd=" + url.QueryEscape(kibana))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="confirm-logout"`) {
+		t.Fatalf("logout without confirmation: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, err := w.store.GetSession(t.Context(), c.SessionID); err != nil {
+		t.Fatalf("the confirmation page ended the session: %v", err)
+	}
+	resp, _ = b.confirmLogout(body)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != kibana {
 		t.Fatalf("logout: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}

@@ -129,8 +129,9 @@ func TestDevSignInInChromium(t *testing.T) {
 	screenshot(t, ctx, "forbidden")
 
 	// erin is in no allowed org.
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/logout")); err != nil {
-		t.Fatal(err)
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/logout"), chromedp.Click(chromedp.CSS(`#confirm-sign-out`)),
+		chromedp.WaitVisible(chromedp.CSS(`#signed-out`))); err != nil {
+		t.Fatalf("sign-out confirmation: %v", err)
 	}
 	signIn(base+"/login", "erin")
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`.problem`))); err != nil {

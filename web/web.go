@@ -67,6 +67,23 @@ type Home struct {
 	Expires string
 	// LoginURL starts a sign-in; LogoutURL signs out (POST).
 	LoginURL, LogoutURL string
+	// CSRF is the sign-out form's token.
+	CSRF string
+}
+
+// Logout is the data of the sign-out confirmation page.
+type Logout struct {
+	// Login is the signed-in person.
+	Login string
+	// CSRF is the form's token, bound to the session.
+	CSRF string
+	// Fields are the request's parameters, carried to the POST.
+	Fields []Field
+}
+
+// Field is a hidden form field.
+type Field struct {
+	Name, Value string
 }
 
 // Problem is the data of an error page.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ghbroker/ghbroker/broker/internal/page"
+	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/web"
 )
@@ -27,6 +28,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	data := web.Home{
 		SignedIn: true, Login: c.PreferredUsername, Name: c.Name, Email: c.Email, AvatarURL: safeAvatar(c.Picture),
 		Renews: "in " + page.HumanDuration(c.Expiry.Time().Sub(now)), LogoutURL: "/logout",
+		CSRF: h.sessions.CSRFToken(session.FormLogout, c.SessionID),
 	}
 	groups := c.Groups
 	sess, err := h.sessions.Get(r.Context(), c.SessionID)

@@ -4,11 +4,15 @@ import (
 	"net/http"
 
 	"github.com/ghbroker/ghbroker/broker/internal/page"
+	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/web"
 )
 
 // maxFormBytes bounds a sign-out form.
 const maxFormBytes = 64 << 10
+
+// logoutFields are the parameters a confirmation carries to its POST.
+var logoutFields = []string{"rd", "id_token_hint", "client_id", "post_logout_redirect_uri", "state"}
 
 // logout ends the broker session and serves two callers:
 //
@@ -20,32 +24,58 @@ const maxFormBytes = 64 << 10
 //     the hint or client_id names; otherwise it sees the signed-out page
 //     and is redirected nowhere.
 //
-// Either way the server-side session is deleted and every cookie (all
-// chunks, on the cookie domain) expired. GET and POST both work.
+// A signed-in person is asked first: the session ends on a POST carrying
+// the confirmation's CSRF token, so a cross-site link or image cannot sign
+// anyone out. An id_token_hint that names the signed-in person stands for
+// that confirmation (RP-Initiated Logout §2 lets the OP skip it). Either
+// way the server-side session is deleted and every cookie (all chunks, on
+// the cookie domain) expired.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		h.pages.BadSignIn(w, r, "The sign-out request was malformed.")
 		return
 	}
-	var target string
+	var target, hintSubject string
 	var redirect bool
 	switch f := r.Form; {
 	case f.Has("post_logout_redirect_uri") || f.Has("id_token_hint") || f.Has("client_id"):
 		if h.endSession != nil {
-			target, redirect = h.endSession.LogoutTarget(f)
+			target, redirect, hintSubject = h.endSession.LogoutTarget(f)
 		}
 	default:
 		target, _ = h.redirects.safe(f.Get("rd"))
 		redirect = true
 	}
 	ctx := r.Context()
-	if sess, ok := h.sessions.Renewable(ctx, r); ok {
+	c := h.sessions.Current(r)
+	sess, renewable := h.sessions.Renewable(ctx, r)
+	sid, subject, login := "", "", ""
+	switch {
+	case c != nil && c.SessionID != "":
+		sid, subject, login = c.SessionID, c.Subject, c.PreferredUsername
+	case renewable:
+		sid, subject, login = sess.ID, sess.Subject, sess.Login
+	}
+	confirmed := r.Method == http.MethodPost && h.sessions.CSRFValid(session.FormLogout, sid, r.PostForm.Get("csrf"))
+	if sid != "" && !confirmed && (hintSubject == "" || hintSubject != subject) {
+		data := web.Logout{Login: login, CSRF: h.sessions.CSRFToken(session.FormLogout, sid)}
+		for _, k := range logoutFields {
+			if v := r.Form.Get(k); v != "" {
+				data.Fields = append(data.Fields, web.Field{Name: k, Value: v})
+			}
+		}
+		h.pages.Render(w, r, http.StatusOK, "logout.html", data)
+		return
+	}
+	if renewable {
 		h.sessions.Delete(ctx, sess.ID)
 	}
-	if c := h.sessions.Current(r); c != nil && c.SessionID != "" {
+	if c != nil && c.SessionID != "" {
 		h.sessions.Delete(ctx, c.SessionID)
-		h.log.Info("signed out", "login", c.PreferredUsername, "request_id", page.RequestID(ctx))
+	}
+	if sid != "" {
+		h.log.Info("signed out", "login", login, "request_id", page.RequestID(ctx))
 	}
 	h.sessions.ClearCookies(w, r)
 	if !redirect {

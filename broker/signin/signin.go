@@ -31,8 +31,9 @@ type GitHub interface {
 // EndSession decides where an OIDC RP-initiated logout returns (the OIDC
 // provider implements it): the post_logout_redirect_uri when it is
 // registered for the client that the id_token_hint or client_id names.
+// hintSubject is the subject of a valid id_token_hint, "" without one.
 type EndSession interface {
-	LogoutTarget(form url.Values) (target string, ok bool)
+	LogoutTarget(form url.Values) (target string, redirect bool, hintSubject string)
 }
 
 // Config configures a Handler. Issuer, Sessions, Store, GitHub and Pages

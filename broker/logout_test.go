@@ -1,0 +1,77 @@
+package broker_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+)
+
+// TestLogoutNeedsConfirmation: a cross-site GET (a link, an image) or a
+// POST without this session's CSRF token does not sign anyone out; the
+// confirmation's POST does. An RP-initiated logout with only a client_id
+// asks too, and then returns to the registered URI.
+func TestLogoutNeedsConfirmation(t *testing.T) {
+	w := oidcWorld(t)
+	b := w.browser()
+	b.signIn("/")
+	alive := func() bool {
+		t.Helper()
+		resp, body := b.get(w.issuer + "/")
+		return resp.StatusCode == http.StatusOK && strings.Contains(body, `id="signed-in"`)
+	}
+	resp, body := b.get(w.issuer + "/logout?rd=/")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="confirm-logout"`) || !alive() {
+		t.Fatalf("GET /logout signed out without asking: %d", resp.StatusCode)
+	}
+	other := w.browser()
+	other.signIn("/")
+	_, otherBody := other.get(w.issuer + "/logout")
+	otherToken := hiddenField.FindStringSubmatch(otherBody)
+	for name, form := range map[string]url.Values{
+		"no token":              {"rd": {"/"}},
+		"made-up token":         {"rd": {"/"}, "csrf": {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
+		"another session's one": {"rd": {"/"}, "csrf": {otherToken[2]}},
+	} {
+		if resp, body := b.postForm("/logout", form); resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="confirm-logout"`) || !alive() {
+			t.Errorf("%s: %d, the session ended", name, resp.StatusCode)
+		}
+	}
+	back := "http://grafana.example.test:" + w.port + "/login"
+	resp, body = b.get(w.issuer + "/logout?" + url.Values{"client_id": {"grafana"}, "post_logout_redirect_uri": {back}}.Encode())
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="confirm-logout"`) {
+		t.Fatalf("client_id-only logout did not ask: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := b.confirmLogout(body); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != back {
+		t.Fatalf("confirmed logout: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if alive() {
+		t.Error("still signed in after confirming")
+	}
+	if !strings.Contains(otherBody, `id="confirm-logout"`) {
+		t.Error("the other browser got no confirmation")
+	}
+}
+
+// TestLogoutHintOfSomeoneElseAsks: an id_token_hint skips the confirmation
+// only when it names the signed-in person.
+func TestLogoutHintOfSomeoneElseAsks(t *testing.T) {
+	w := oidcWorld(t)
+	mallory := w.browser()
+	p := w.rp("grafana", rpSecret, rpCallback(w), oauth2.AuthStyleInHeader)
+	tok, _, _ := p.codeFlow(mallory)
+	hint := tok.Extra("id_token").(string)
+	w.gh.SetAutoApprove("bob")
+	victim := w.browser()
+	victim.signIn("/")
+	resp, body := victim.get(w.issuer + "/logout?" + url.Values{"id_token_hint": {hint}}.Encode())
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="confirm-logout"`) {
+		t.Fatalf("another person's hint signed the victim out: %d", resp.StatusCode)
+	}
+	resp, body = mallory.get(w.issuer + "/logout?" + url.Values{"id_token_hint": {hint}}.Encode())
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "signed-out-now") {
+		t.Fatalf("the hint's own person was not signed out: %d\n%s", resp.StatusCode, body)
+	}
+}
