@@ -27,7 +27,7 @@ func deviceWorld(t testing.TB, lim device.Limits) *world {
 	return newWorld(t, worldOptions{deviceLimits: lim, clients: func(w *world) []brokeroidc.Client {
 		return []brokeroidc.Client{
 			{ID: "cli", Public: true, Name: "ghbroker CLI", GrantTypes: []string{"device_code", "refresh_token"}},
-			{ID: "kube", Secret: "kube-secret", Name: "Kubernetes", GrantTypes: []string{"device_code"}},
+			{ID: "kube", Secret: "kube-secret-0123456789abcdef0123456", Name: "Kubernetes", GrantTypes: []string{"device_code"}},
 			{ID: "grafana", Secret: rpSecret, RedirectURIs: []string{rpCallback(w)}},
 		}
 	}})
@@ -255,7 +255,7 @@ func TestDeviceClients(t *testing.T) {
 			}
 		})
 	}
-	st, out, _ := w.post("/device/code", url.Values{"scope": {"openid"}}, "kube", "kube-secret")
+	st, out, _ := w.post("/device/code", url.Values{"scope": {"openid"}}, "kube", "kube-secret-0123456789abcdef0123456")
 	if st != http.StatusOK {
 		t.Fatalf("confidential /device/code = %d %v", st, out)
 	}
@@ -267,7 +267,7 @@ func TestDeviceClients(t *testing.T) {
 		t.Errorf("grafana polling = %d %v", st, out)
 	}
 	w.wantPoll("made-up", "invalid_grant")
-	if st, out := w.poll("kube", "kube-secret", kubeCode); st != 400 || out["error"] != "authorization_pending" {
+	if st, out := w.poll("kube", "kube-secret-0123456789abcdef0123456", kubeCode); st != 400 || out["error"] != "authorization_pending" {
 		t.Errorf("kube polling = %d %v", st, out)
 	}
 	// A device-only client has no code flow.

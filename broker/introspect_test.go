@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -25,7 +26,7 @@ func TestIntrospectionNeedsClientAuthentication(t *testing.T) {
 	if status != http.StatusUnauthorized || body["error"] != "invalid_client" || body["active"] != nil {
 		t.Errorf("public client introspected grafana's token: %d %v", status, body)
 	}
-	status, body, _ = w.post("/introspect", url.Values{"token": {tok.AccessToken}}, "other", "other-secret")
+	status, body, _ = w.post("/introspect", url.Values{"token": {tok.AccessToken}}, "other", "other-secret-0123456789abcdef01234")
 	if status != http.StatusOK || len(body) != 1 || body["active"] != false {
 		t.Errorf("another client learned about grafana's token: %d %v", status, body)
 	}
@@ -49,4 +50,23 @@ func jsonListLacks(t *testing.T, doc, key, v string) bool {
 	}
 	list, ok := m[key].([]any)
 	return ok && len(list) > 0 && !slices.Contains(list, any(v))
+}
+
+// TestSecretGuessingIsThrottled: wrong client secrets at /token stop with
+// 429 and Retry-After, before the right secret is even compared.
+func TestSecretGuessingIsThrottled(t *testing.T) {
+	w := oidcWorld(t)
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x.y"}}
+	for i := range 10 {
+		if status, body, _ := w.tokenRequest(form, "grafana", "guess"); status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %v", i, status, body)
+		}
+	}
+	status, body, h := w.tokenRequest(form, "grafana", rpSecret)
+	if status != http.StatusTooManyRequests || h.Get("Retry-After") == "" || body["error"] != "invalid_client" {
+		t.Fatalf("after 10 wrong secrets: %d %v Retry-After=%q", status, body, h.Get("Retry-After"))
+	}
+	if !strings.Contains(w.logsString(), "client authentication failed") {
+		t.Error("failed client authentication is not logged")
+	}
 }

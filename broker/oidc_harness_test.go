@@ -18,7 +18,7 @@ import (
 
 // Relying parties registered in oidcWorld.
 const (
-	rpSecret = "grafana-secret-ü%&" // characters that client_secret_basic must form-encode
+	rpSecret = "grafana-secret-ü%&-0123456789abcdef" // characters that client_secret_basic must form-encode
 )
 
 func rpCallback(w *world) string {
@@ -33,9 +33,9 @@ func oidcWorld(t testing.TB) *world {
 		return []brokeroidc.Client{
 			{ID: "grafana", Secret: rpSecret, RedirectURIs: []string{rpCallback(w)},
 				PostLogoutRedirectURIs: []string{"http://grafana.example.test:" + w.port + "/login"}},
-			{ID: "other", Secret: "other-secret", RedirectURIs: []string{"http://other.example.test:" + w.port + "/cb"}},
+			{ID: "other", Secret: "other-secret-0123456789abcdef01234", RedirectURIs: []string{"http://other.example.test:" + w.port + "/cb"}},
 			{ID: "cli", Public: true, RedirectURIs: []string{"http://127.0.0.1:8000/callback"}},
-			{ID: "short", Secret: "short-secret", TokenTTL: 5 * time.Minute, RedirectURIs: []string{"http://short.example.test:" + w.port + "/cb"}},
+			{ID: "short", Secret: "short-secret-0123456789abcdef01234", TokenTTL: 5 * time.Minute, RedirectURIs: []string{"http://short.example.test:" + w.port + "/cb"}},
 		}
 	}})
 }

@@ -202,7 +202,7 @@ func TestRefreshTokenOtherClient(t *testing.T) {
 	p := w.rp("grafana", rpSecret, rpCallback(w), oauth2.AuthStyleInHeader)
 	tok, _, _ := p.codeFlow(w.browser())
 	f := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
-	if status, body, _ := w.tokenRequest(f, "other", "other-secret"); status != 400 || body["error"] != "invalid_grant" {
+	if status, body, _ := w.tokenRequest(f, "other", "other-secret-0123456789abcdef01234"); status != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("%d %v", status, body)
 	}
 	// The rightful client can still use it.
@@ -495,7 +495,7 @@ func TestDiscoveryConfigOP(t *testing.T) {
 // ID token's exp.
 func TestClientTokenLifetime(t *testing.T) {
 	w := oidcWorld(t)
-	p := w.rp("short", "short-secret", "http://short.example.test:"+w.port+"/cb", oauth2.AuthStyleInHeader)
+	p := w.rp("short", "short-secret-0123456789abcdef01234", "http://short.example.test:"+w.port+"/cb", oauth2.AuthStyleInHeader)
 	tok, idt, _ := p.codeFlow(w.browser())
 	if got := idt.Expiry.Sub(idt.IssuedAt); got != 5*time.Minute {
 		t.Errorf("ID token lifetime %s, want 5m", got)

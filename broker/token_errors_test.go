@@ -54,7 +54,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"no client auth", good(newCode()), "", "", 401, "invalid_client"},
 		{"missing code", with(good(""), "code", ""), "grafana", rpSecret, 400, "invalid_request"},
 		{"unknown code", good("not-a-code"), "grafana", rpSecret, 400, "invalid_grant"},
-		{"code for another client", good(newCode()), "other", "other-secret", 400, "invalid_grant"},
+		{"code for another client", good(newCode()), "other", "other-secret-0123456789abcdef01234", 400, "invalid_grant"},
 		{"other redirect_uri", with(good(newCode()), "redirect_uri", rpCallback(w)+"/x"), "grafana", rpSecret, 400, "invalid_grant"},
 		{"missing verifier", with(good(newCode()), "code_verifier", ""), "grafana", rpSecret, 400, "invalid_grant"},
 		{"wrong verifier", with(good(newCode()), "code_verifier", oauth2.GenerateVerifier()), "grafana", rpSecret, 400, "invalid_grant"},

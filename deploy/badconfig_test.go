@@ -75,7 +75,7 @@ func TestCheckConfigCatchesCopyingMistakes(t *testing.T) {
 			name: "GitHub client secret not provided",
 			edit: func(s string) string { return s },
 			env: func(k string) (string, bool) {
-				return map[string]string{"GRAFANA_OAUTH_SECRET": "x"}[k], k == "GRAFANA_OAUTH_SECRET"
+				return map[string]string{"GRAFANA_OAUTH_SECRET": "x0123456789abcdef0123456789abcdef"}[k], k == "GRAFANA_OAUTH_SECRET"
 			},
 			wantLine: "github:", wantMsg: config.SecretEnv,
 		},

@@ -35,7 +35,7 @@ func testEnv(key string) (string, bool) {
 	case config.SecretEnv:
 		return "test-github-client-secret", true
 	case "GRAFANA_OAUTH_SECRET":
-		return "test-grafana-client-secret", true
+		return "test-grafana-client-secret-0123456789", true
 	}
 	return "", false
 }

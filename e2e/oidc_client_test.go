@@ -22,7 +22,7 @@ func TestOpenIDClient(t *testing.T) {
 	port := freePort(t)
 	start(t, "ghbroker dev is running", "dev", "--port", fmt.Sprint(port), "--auto-login", "alice")
 	issuer := fmt.Sprintf("http://ghbroker.localhost:%d", port)
-	cmd := exec.Command("node", "rp.mjs", issuer, "grafana", "grafana-dev-secret",
+	cmd := exec.Command("node", "rp.mjs", issuer, "grafana", "grafana-dev-secret-not-for-production",
 		"http://localhost:3000/login/generic_oauth", "http://localhost:3000/login")
 	cmd.Dir = "node"
 	out, err := cmd.CombinedOutput()

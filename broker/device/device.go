@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if u, err := url.Parse(cfg.Issuer); err != nil || u.Host == "" {
 		return nil, fmt.Errorf("device: issuer %q is not an absolute URL", cfg.Issuer)
 	}
-	clients, err := oauth.NewClients(cfg.Clients)
+	clients, err := oauth.NewClients(cfg.Clients, cfg.Now, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("device: %w", err)
 	}

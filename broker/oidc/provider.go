@@ -115,7 +115,7 @@ func New(cfg Config) (*Provider, error) {
 		jwksMaxAge: cfg.JWKSMaxAge, now: cfg.Now, log: cfg.Logger, device: cfg.DeviceGrant,
 	}
 	var err error
-	if p.clients, err = oauth.NewClients(cfg.Clients); err != nil {
+	if p.clients, err = oauth.NewClients(cfg.Clients, cfg.Now, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
 	}
 	if p.jwksMaxAge <= 0 {
@@ -132,6 +132,10 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return p, nil
 }
+
+// CheckClientSecret refuses a client secret that New would refuse (shorter
+// than 128 bits' worth of characters), for check-config.
+func CheckClientSecret(secret string) error { return oauth.CheckSecret(secret) }
 
 // Mount adds the provider's routes.
 func (p *Provider) Mount(r page.Router) {

@@ -108,7 +108,7 @@ func devAdminTeam(fx *githubfake.Fixture) string {
 }
 
 // devGrafanaSecret is the demo Grafana client's secret in `ghbroker dev`.
-const devGrafanaSecret = "grafana-dev-secret"
+const devGrafanaSecret = "grafana-dev-secret-not-for-production"
 
 // devConfig is the configuration `ghbroker dev` runs with, validated like a
 // file would be.

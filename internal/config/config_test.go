@@ -96,12 +96,12 @@ policy:
       public: true
 `
 	c, err := Parse("spec.yaml", []byte(spec), env(map[string]string{
-		SecretEnv: "gh-secret", "GRAFANA_OAUTH_SECRET": "graf-secret",
+		SecretEnv: "gh-secret", "GRAFANA_OAUTH_SECRET": "graf-secret-0123456789abcdef012345",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.GitHub.ClientSecret != "gh-secret" || c.Clients[0].Secret != "graf-secret" {
+	if c.GitHub.ClientSecret != "gh-secret" || c.Clients[0].Secret != "graf-secret-0123456789abcdef012345" {
 		t.Errorf("secrets not resolved: %q %q", c.GitHub.ClientSecret, c.Clients[0].Secret)
 	}
 	if got := c.Policy.Rules[2].Allow.Users; len(got) != 1 || got[0] != "alice" {
@@ -155,12 +155,12 @@ func TestBadFiles(t *testing.T) {
 		{"ttl over max_age", minimal + "session:\n  ttl: 200h\n", 7, "must not be longer than session.max_age"},
 		{"cookie domain misses issuer", minimal + "session:\n  cookie_domain: .example.org\n", 7, "does not cover the issuer's host"},
 		{"bad redirect domain", minimal + "session:\n  allowed_redirect_domains: [https://x.example.com]\n", 7, "must be a host"},
-		{"client without redirect", minimal + "clients:\n  - id: g\n    secret: s\n", 7, "needs at least one redirect_uris"},
-		{"duplicate client", minimal + "clients:\n  - {id: g, secret: s, redirect_uris: [https://g.example.com/cb]}\n  - {id: g, secret: s, redirect_uris: [https://g.example.com/cb]}\n", 8, `client id "g" is used twice`},
+		{"client without redirect", minimal + "clients:\n  - id: g\n    secret: s0123456789abcdef0123456789abcdef\n", 7, "needs at least one redirect_uris"},
+		{"duplicate client", minimal + "clients:\n  - {id: g, secret: s0123456789abcdef0123456789abcdef, redirect_uris: [https://g.example.com/cb]}\n  - {id: g, secret: s0123456789abcdef0123456789abcdef, redirect_uris: [https://g.example.com/cb]}\n", 8, `client id "g" is used twice`},
 		{"client secret env unset", minimal + "clients:\n  - {id: g, secret_env: NOPE, redirect_uris: [https://g.example.com/cb]}\n", 7, "environment variable NOPE is not set"},
 		{"client without secret", minimal + "clients:\n  - {id: g, redirect_uris: [https://g.example.com/cb]}\n", 7, `client "g" needs a secret`},
-		{"client token_ttl too long", minimal + "clients:\n  - {id: g, secret: s, token_ttl: 48h, redirect_uris: [https://g.example.com/cb]}\n", 7, "token_ttl must be between 1m and 24h0m0s"},
-		{"redirect with fragment", minimal + "clients:\n  - {id: g, secret: s, redirect_uris: [\"https://g.example.com/cb#x\"]}\n", 7, "must not contain a fragment"},
+		{"client token_ttl too long", minimal + "clients:\n  - {id: g, secret: s0123456789abcdef0123456789abcdef, token_ttl: 48h, redirect_uris: [https://g.example.com/cb]}\n", 7, "token_ttl must be between 1m and 24h0m0s"},
+		{"redirect with fragment", minimal + "clients:\n  - {id: g, secret: s0123456789abcdef0123456789abcdef, redirect_uris: [\"https://g.example.com/cb#x\"]}\n", 7, "must not contain a fragment"},
 		{"rule without hosts", minimal + "policy:\n  rules:\n    - allow: {groups: [acme]}\n", 8, "names no hosts"},
 		{"rule letting nobody in", minimal + "session:\n  cookie_domain: .example.com\n  allowed_redirect_domains: [.example.com]\npolicy:\n  rules:\n    - hosts: [a.example.com]\n", 11, "lets nobody in"},
 		{"host outside cookie domain", minimal + "session:\n  cookie_domain: .example.com\n  allowed_redirect_domains: [.example.com]\npolicy:\n  rules:\n    - hosts: [grafana.other.org]\n      allow: {groups: [acme]}\n", 11, "outside session.cookie_domain"},

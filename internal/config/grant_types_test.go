@@ -11,8 +11,8 @@ import (
 func TestClientGrantTypes(t *testing.T) {
 	src := minimal + "clients:\n" +
 		"  - {id: cli, public: true, grant_types: [device_code, refresh_token]}\n" +
-		"  - {id: kube, secret: s, grant_types: [\"urn:ietf:params:oauth:grant-type:device_code\"]}\n" +
-		"  - {id: g, secret: s, redirect_uris: [https://g.example.com/cb]}\n"
+		"  - {id: kube, secret: s0123456789abcdef0123456789abcdef, grant_types: [\"urn:ietf:params:oauth:grant-type:device_code\"]}\n" +
+		"  - {id: g, secret: s0123456789abcdef0123456789abcdef, redirect_uris: [https://g.example.com/cb]}\n"
 	c, err := Parse("ok.yaml", []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -24,9 +24,9 @@ func TestClientGrantTypes(t *testing.T) {
 		t.Errorf("kube grant_types = %v, want the URN read as device_code", got)
 	}
 	for _, tt := range []struct{ name, clients, want string }{
-		{"unknown grant", "  - {id: x, secret: s, grant_types: [password]}\n", `unknown grant type "password"`},
-		{"refresh alone", "  - {id: x, secret: s, grant_types: [refresh_token]}\n", "refresh_token alone grants nothing"},
-		{"code flow without redirect", "  - {id: x, secret: s, grant_types: [authorization_code, device_code]}\n", "needs at least one redirect_uris"},
+		{"unknown grant", "  - {id: x, secret: s0123456789abcdef0123456789abcdef, grant_types: [password]}\n", `unknown grant type "password"`},
+		{"refresh alone", "  - {id: x, secret: s0123456789abcdef0123456789abcdef, grant_types: [refresh_token]}\n", "refresh_token alone grants nothing"},
+		{"code flow without redirect", "  - {id: x, secret: s0123456789abcdef0123456789abcdef, grant_types: [authorization_code, device_code]}\n", "needs at least one redirect_uris"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("bad.yaml", []byte(minimal+"clients:\n"+tt.clients), nil)

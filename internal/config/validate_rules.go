@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/ghbroker/ghbroker/broker/oidc"
 	"net/url"
 	"strings"
 	"time"
@@ -78,6 +79,17 @@ func (v *validator) clients(c *Config) {
 			v.fail(key+".public", "client %q is public (PKCE, no secret) but has a secret; remove one", cl.ID)
 		case !cl.Public && cl.Secret == "" && !secretFailed:
 			v.fail(key, "client %q needs a secret (secret_env, secret_file or secret), or public: true for a client that cannot keep one", cl.ID)
+		case !cl.Public && !secretFailed:
+			if err := oidc.CheckClientSecret(cl.Secret); err != nil {
+				src := key + ".secret"
+				switch {
+				case cl.SecretEnv != "":
+					src = key + ".secret_env"
+				case cl.SecretFile != "":
+					src = key + ".secret_file"
+				}
+				v.fail(src, "client %q: %v", cl.ID, err)
+			}
 		}
 		if d := cl.TokenTTL.D(); d < time.Minute || d > MaxTokenTTL {
 			v.fail(key+".token_ttl", "client %q: token_ttl must be between 1m and %s, not %s", cl.ID, MaxTokenTTL, d)

@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"github.com/ghbroker/ghbroker/broker/internal/page"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -112,16 +115,28 @@ func (c *Client) secretMatches(secret string) bool {
 
 // Clients is the registry of static clients.
 type Clients struct {
-	byID map[string]*Client
+	byID     map[string]*Client
+	failures *failureLimiter
+	log      *slog.Logger
 }
 
-// NewClients checks that every id is set and unique.
-func NewClients(list []Client) (*Clients, error) {
-	cs := &Clients{byID: make(map[string]*Client, len(list))}
+// NewClients checks that every id is set and unique. now is the clock of
+// the failed-authentication limiter (nil: time.Now); log receives a warning
+// per failed authentication (rate-limited by the limiter itself).
+func NewClients(list []Client, now func() time.Time, log *slog.Logger) (*Clients, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cs := &Clients{byID: make(map[string]*Client, len(list)), failures: newFailureLimiter(now), log: log}
 	for i := range list {
 		c := list[i]
 		if _, dup := cs.byID[c.ID]; dup || c.ID == "" {
 			return nil, fmt.Errorf("oauth: client id %q is empty or duplicated", c.ID)
+		}
+		if !c.Public {
+			if err := CheckSecret(c.Secret); err != nil {
+				return nil, fmt.Errorf("oauth: client %q: %w", c.ID, err)
+			}
 		}
 		cs.byID[c.ID] = &c
 	}
@@ -137,57 +152,96 @@ func (cs *Clients) Lookup(id string) (*Client, bool) {
 // Authenticate identifies the calling client: client_secret_basic (RFC 6749
 // §2.3.1: id and secret form-urlencoded inside Basic), client_secret_post,
 // or a public client naming itself with client_id. form must be parsed.
+//
+// Failures are rate-limited per client id and per source address: past the
+// budget every attempt answers 429 with Retry-After before any secret is
+// compared, and each failure is logged at warn.
 func (cs *Clients) Authenticate(r *http.Request, form url.Values) (*Client, error) {
+	c, claimed, err := cs.authenticate(r, form)
+	if err == nil || claimed == "" {
+		return c, err
+	}
+	var oe *Error
+	if errors.As(err, &oe) && oe.Status == http.StatusTooManyRequests {
+		return nil, err
+	}
+	cs.failures.fail(sourceKey(r), clientKey(claimed))
+	cs.log.Warn("client authentication failed", "client", logSafe(claimed), "source", sourceKey(r)[len("source "):],
+		"path", r.URL.Path, "request_id", page.RequestID(r.Context()))
+	return nil, err
+}
+
+// logSafe bounds a client-chosen value before it reaches a log line.
+func logSafe(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// authenticate does the work of Authenticate and also returns the client id
+// the request claimed ("" when it named none, or failed before a secret
+// was compared).
+func (cs *Clients) authenticate(r *http.Request, form url.Values) (*Client, string, error) {
 	auth := r.Header.Values("Authorization")
 	if len(auth) > 1 {
-		return nil, InvalidRequest("more than one Authorization header")
+		return nil, "", InvalidRequest("more than one Authorization header")
 	}
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
-	if len(auth) == 1 {
+	id, secret, basic := formID, formSecret, len(auth) == 1
+	if basic {
 		scheme, cred, _ := strings.Cut(auth[0], " ")
 		if !strings.EqualFold(scheme, "Basic") {
-			return nil, InvalidClient("unsupported client authentication scheme", true)
+			return nil, "", InvalidClient("unsupported client authentication scheme", true)
 		}
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
 		if err != nil {
-			return nil, InvalidClient("malformed Basic credentials", true)
+			return nil, "", InvalidClient("malformed Basic credentials", true)
 		}
 		rawID, rawSecret, ok := strings.Cut(string(raw), ":")
 		if !ok {
-			return nil, InvalidClient("malformed Basic credentials", true)
+			return nil, "", InvalidClient("malformed Basic credentials", true)
 		}
-		id, err1 := url.QueryUnescape(rawID)
-		secret, err2 := url.QueryUnescape(rawSecret)
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(rawID)
+		secret, err2 = url.QueryUnescape(rawSecret)
 		if err1 != nil || err2 != nil {
-			return nil, InvalidClient("malformed Basic credentials", true)
+			return nil, "", InvalidClient("malformed Basic credentials", true)
 		}
 		if formSecret != "" {
-			return nil, InvalidRequest("use one client authentication method, not both")
+			return nil, "", InvalidRequest("use one client authentication method, not both")
 		}
 		if formID != "" && formID != id {
-			return nil, InvalidRequest("client_id does not match the authenticated client")
+			return nil, "", InvalidRequest("client_id does not match the authenticated client")
 		}
-		c, ok := cs.Lookup(id)
-		if !ok || c.Public || !c.secretMatches(secret) {
-			return nil, InvalidClient("client authentication failed", true)
-		}
-		return c, nil
+	} else if formID == "" {
+		return nil, "", InvalidClient("client authentication required", false)
 	}
-	if formID == "" {
-		return nil, InvalidClient("client authentication required", false)
+	c, known := cs.Lookup(id)
+	if known && c.Public && !basic && secret == "" {
+		return c, "", nil // a public client names itself; no secret to guess
 	}
-	c, ok := cs.Lookup(formID)
-	if !ok {
-		return nil, InvalidClient("client authentication failed", false)
+	if wait := cs.failures.wait(sourceKey(r), clientKey(id)); wait > 0 {
+		return nil, id, TooManyAttempts(wait)
 	}
-	if c.Public {
-		if formSecret != "" {
-			return nil, InvalidClient("a public client has no secret", false)
-		}
-		return c, nil
+	switch {
+	case known && c.Public:
+		return nil, id, InvalidClient("a public client has no secret", basic)
+	case !known || !c.secretMatches(secret):
+		return nil, id, InvalidClient("client authentication failed", basic)
 	}
-	if !c.secretMatches(formSecret) {
-		return nil, InvalidClient("client authentication failed", false)
+	return c, "", nil
+}
+
+// MinSecretLength is the shortest client secret accepted: 32 characters,
+// the hex form of 128 random bits (RFC 6749 §10.10 asks for secrets that
+// cannot be guessed; online guessing is also rate-limited).
+const MinSecretLength = 32
+
+// CheckSecret refuses a client secret too short to carry 128 bits.
+func CheckSecret(secret string) error {
+	if len(secret) < MinSecretLength {
+		return fmt.Errorf("a client secret must be at least %d characters (128 random bits, e.g. `openssl rand -hex 32`); this one has %d", MinSecretLength, len(secret))
 	}
-	return c, nil
+	return nil
 }
