@@ -75,3 +75,20 @@ func TestLogoutHintOfSomeoneElseAsks(t *testing.T) {
 		t.Fatalf("the hint's own person was not signed out: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestPromptLoginShowsGitHubsAccountPicker: prompt=login cannot make
+// GitHub ask for a password again; the broker asks GitHub for its account
+// picker instead (prompt=select_account).
+func TestPromptLoginShowsGitHubsAccountPicker(t *testing.T) {
+	w := oidcWorld(t)
+	b := w.browser()
+	p := w.rp("grafana", rpSecret, rpCallback(w), oauth2.AuthStyleInHeader)
+	p.codeFlow(b)
+	_, _, last := b.follow(p.conf.AuthCodeURL("st", oauth2.SetAuthURLParam("prompt", "login")), func(u string) bool {
+		return strings.HasPrefix(u, w.ghSrv.URL)
+	})
+	u, err := url.Parse(last)
+	if err != nil || !strings.HasPrefix(last, w.ghSrv.URL+"/login/oauth/authorize") || u.Query().Get("prompt") != "select_account" {
+		t.Fatalf("prompt=login went to %s", last)
+	}
+}

@@ -36,7 +36,7 @@ func ExampleClient_AuthCodeURL() {
 	}
 	// The verifier comes from oauth2.GenerateVerifier and is kept, with
 	// the state, until GitHub redirects back to /callback.
-	fmt.Println(c.AuthCodeURL("st4te", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "octocat"))
+	fmt.Println(c.AuthCodeURL("st4te", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "octocat", false))
 	// Output:
 	// https://github.com/login/oauth/authorize?client_id=Iv1.abc&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&login=octocat&redirect_uri=https%3A%2F%2Fauth.example.com%2Fcallback&response_type=code&scope=read%3Aorg+user%3Aemail&state=st4te
 }

@@ -77,10 +77,16 @@ func (e *OAuthError) Is(target error) bool {
 // AuthCodeURL returns the GitHub authorize URL that starts a sign-in: the
 // scopes "read:org user:email", state, redirect_uri, a PKCE S256 code_challenge derived from
 // verifier (RFC 7636 §4.2; GitHub supports only S256) when verifier is not
-// empty, and login=loginHint, GitHub's suggested account, when loginHint is
-// not empty.
-func (c *Client) AuthCodeURL(state, verifier, loginHint string) string {
+// empty, login=loginHint, GitHub's suggested account, when loginHint is
+// not empty, and prompt=select_account, GitHub's account picker, when
+// selectAccount is set. GitHub has no way to make a person re-enter their
+// password: an app they already authorized is approved again silently,
+// and the account picker is the most a relying party can ask for.
+func (c *Client) AuthCodeURL(state, verifier, loginHint string, selectAccount bool) string {
 	var opts []oauth2.AuthCodeOption
+	if selectAccount {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "select_account"))
+	}
 	if verifier != "" {
 		opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	}

@@ -31,15 +31,17 @@ func TestAuthCodeURL(t *testing.T) {
 		wantChallenge  string
 		wantLogin      string
 		wantNoPKCE     bool
+		selectAccount  bool
 	}{
 		{name: "pkce and hint", verifier: verifier, hint: "octocat",
 			wantChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", wantLogin: "octocat"},
 		{name: "no hint", verifier: verifier, wantChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"},
 		{name: "no pkce", hint: "octocat", wantLogin: "octocat", wantNoPKCE: true},
+		{name: "account picker", verifier: verifier, selectAccount: true, wantChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u, err := url.Parse(c.AuthCodeURL("st4te", tt.verifier, tt.hint))
+			u, err := url.Parse(c.AuthCodeURL("st4te", tt.verifier, tt.hint, tt.selectAccount))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,6 +62,9 @@ func TestAuthCodeURL(t *testing.T) {
 			}
 			if tt.wantLogin != "" {
 				want.Set("login", tt.wantLogin)
+			}
+			if tt.selectAccount {
+				want.Set("prompt", "select_account")
 			}
 			if diff := cmp.Diff(want, q); diff != "" {
 				t.Errorf("query (-want +got):\n%s", diff)

@@ -34,13 +34,14 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	h.startGitHub(w, r, target, q.Get("login_hint"))
+	h.startGitHub(w, r, target, q.Get("login_hint"), q.Get("prompt") == "login")
 }
 
 // startGitHub seals a single-use state, the PKCE verifier and the return
 // address into a cookie of this browser and sends it to GitHub's authorize
-// endpoint. Nothing is written to the store.
-func (h *Handler) startGitHub(w http.ResponseWriter, r *http.Request, target, loginHint string) {
+// endpoint (with its account picker when the relying party asked for a
+// fresh sign-in). Nothing is written to the store.
+func (h *Handler) startGitHub(w http.ResponseWriter, r *http.Request, target, loginHint string, selectAccount bool) {
 	p := pendingSignIn{
 		State: secret.Random(32), Verifier: secret.Random(32), RedirectTo: target,
 		Expires: h.now().Add(loginStateTTL).Unix(),
@@ -53,7 +54,7 @@ func (h *Handler) startGitHub(w http.ResponseWriter, r *http.Request, target, lo
 		loginHint = ""
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, h.github.AuthCodeURL(p.State, p.Verifier, loginHint), http.StatusFound)
+	http.Redirect(w, r, h.github.AuthCodeURL(p.State, p.Verifier, loginHint, selectAccount), http.StatusFound)
 }
 
 // renew re-reads the user's memberships with the stored GitHub token and

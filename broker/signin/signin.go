@@ -22,7 +22,7 @@ import (
 
 // GitHub is what sign-in needs of the upstream (*github.Client).
 type GitHub interface {
-	AuthCodeURL(state, verifier, loginHint string) string
+	AuthCodeURL(state, verifier, loginHint string, selectAccount bool) string
 	Exchange(ctx context.Context, code, verifier string) (string, error)
 	FetchIdentity(ctx context.Context, token string, allowedOrgs []string) (*github.Identity, error)
 	OrgApprovalURL(org string) string
