@@ -227,3 +227,23 @@ func TestHealthAndReadiness(t *testing.T) {
 		}
 	}
 }
+
+// TestHSTS: an https broker tells browsers to stay on https.
+func TestHSTS(t *testing.T) {
+	st := memory.New(memory.Options{})
+	km, err := keys.NewManager(context.Background(), st, keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.New(broker.Config{Keys: km, Store: st, HSTSMaxAge: 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/healthz", "/no-such-page"} {
+		rec := httptest.NewRecorder()
+		b.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://auth.example.com"+p, nil))
+		if got := rec.Header().Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("%s: Strict-Transport-Security %q", p, got)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +41,20 @@ func (s *Server) routes(cfg Config, gat prometheus.Gatherer) http.Handler {
 	}
 	r.NotFoundHandler = s.instrument("not_found", http.HandlerFunc(notFound))
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
-	return page.WithRequestID(r)
+	h := page.WithRequestID(r)
+	if cfg.HSTSMaxAge > 0 {
+		h = withHSTS(h, cfg.HSTSMaxAge)
+	}
+	return h
+}
+
+// withHSTS tells browsers to use https only for the broker's host.
+func withHSTS(next http.Handler, maxAge time.Duration) http.Handler {
+	v := "max-age=" + strconv.Itoa(int(maxAge.Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", v)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // router is the page.Router that domain handlers mount on.

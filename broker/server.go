@@ -50,6 +50,10 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Gatherer is served at /metrics.
 	Gatherer prometheus.Gatherer
+	// HSTSMaxAge, when positive, is sent as Strict-Transport-Security on
+	// every response (only meaningful, and only to be set, for an https
+	// issuer).
+	HSTSMaxAge time.Duration
 	// Logger receives request logs. Default discards.
 	Logger *slog.Logger
 }

@@ -237,3 +237,43 @@ func TestHostOnlyCookiesOnHTTPS(t *testing.T) {
 		t.Fatal("no renewal cookie")
 	}
 }
+
+// TestSealKeyOutsideTheStore: with a seal key given outside the store, new
+// GitHub tokens are sealed with it, so the store alone (a leaked file or
+// backup) cannot open them; sessions sealed before with the store's key
+// keep renewing.
+func TestSealKeyOutsideTheStore(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	before := f.start(t) // sealed with the store's key
+	outside := make([]byte, 32)
+	for i := range outside {
+		outside[i] = byte(i)
+	}
+	withKey := func(key []byte) *session.Manager {
+		km, err := keys.NewManager(ctx, f.store, keys.Options{Algorithm: keys.ES256, Now: f.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := session.New(ctx, session.Config{
+			Issuer: issuer, Signer: km, Verifier: f.verifier, Store: f.store, GitHub: f.client,
+			AllowedOrgs: []string{"acme"}, SealKey: key, Now: f.clock.Now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	f.m = withKey(outside)
+	if _, err := f.m.Reread(ctx, before.Session); err != nil {
+		t.Fatalf("a session sealed with the store's key no longer renews: %v", err)
+	}
+	after := f.start(t) // sealed with the outside key
+	if _, err := f.m.Reread(ctx, after.Session); err != nil {
+		t.Fatalf("renewal with the outside key: %v", err)
+	}
+	storeOnly := withKey(nil)
+	if _, err := storeOnly.Reread(ctx, after.Session); !errors.Is(err, session.ErrGitHubToken) {
+		t.Errorf("the store's key opened a token sealed with the outside key: %v", err)
+	}
+}

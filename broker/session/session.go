@@ -75,6 +75,10 @@ type Config struct {
 	// groups do not fit the cookie budget, the session token keeps org
 	// entries and these, so every rule still decides correctly.
 	PolicyGroups []string
+	// SealKey, when set, is the 32-byte key that seals GitHub tokens,
+	// kept outside the store (ParseSealKey reads one); otherwise a key in
+	// the store does.
+	SealKey []byte
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives session events. Default discards.
@@ -134,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	if m.sealer, err = newSealer(ctx, cfg.Store); err != nil {
+	if m.sealer, err = newSealer(ctx, cfg.Store, cfg.SealKey); err != nil {
 		return nil, err
 	}
 	if m.csrfKey, err = loadCSRFKey(ctx, cfg.Store); err != nil {

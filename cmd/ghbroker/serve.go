@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,7 +168,8 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		AllowedOrgs: cfg.GitHub.AllowedOrgs, GroupsFormat: cfg.GitHub.GroupsFormat,
 		CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
 		TTL: cfg.Session.TTL.D(), MaxAge: cfg.Session.MaxAge.D(), PolicyGroups: policyGroups(cfg.Policy),
-		Logger: logger,
+		SealKey: cfg.Session.SealKey,
+		Logger:  logger,
 	})
 	if err != nil {
 		return nil, runtimeErr(err)
@@ -200,6 +202,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	b, err := broker.New(broker.Config{
 		Keys: km, Store: st, Handlers: []broker.Handler{signIn, provider, dev},
 		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: reg, Logger: logger,
+		HSTSMaxAge: hstsMaxAge(cfg),
 	})
 	if err != nil {
 		return nil, runtimeErr(err)
@@ -252,6 +255,15 @@ func oidcClients(cs []config.Client) []oidc.Client {
 		})
 	}
 	return out
+}
+
+// hstsMaxAge is the Strict-Transport-Security max-age to send: none for a
+// plain-http (dev) issuer.
+func hstsMaxAge(cfg *config.Config) time.Duration {
+	if !strings.HasPrefix(cfg.Issuer, "https://") || cfg.Session.HSTSMaxAge == nil {
+		return 0
+	}
+	return cfg.Session.HSTSMaxAge.D()
 }
 
 // policyGroups lists every group some policy rule names.

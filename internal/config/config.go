@@ -113,7 +113,21 @@ type Session struct {
 	// browser: ".example.com" for the domain and its subdomains, or an
 	// exact host.
 	AllowedRedirectDomains []string `yaml:"allowed_redirect_domains"`
+	// HSTSMaxAge is the Strict-Transport-Security max-age the broker sends
+	// on an https issuer. Default 8760h (a year); 0s sends none.
+	HSTSMaxAge *Duration `yaml:"hsts_max_age"`
+	// SealKeyEnv and SealKeyFile name where the key that seals GitHub
+	// tokens at rest comes from (64 hex digits or 32 bytes in base64),
+	// so that a leaked store file or backup does not leak GitHub tokens.
+	// GHBROKER_SEAL_KEY wins over both. Unset: a key kept in the store.
+	SealKeyEnv  string `yaml:"seal_key_env"`
+	SealKeyFile string `yaml:"seal_key_file"`
+	// SealKey is the resolved key (never read from YAML).
+	SealKey []byte `yaml:"-"`
 }
+
+// SealKeyEnvName is the environment variable with the token-sealing key.
+const SealKeyEnvName = "GHBROKER_SEAL_KEY"
 
 // Keys configures the signing keys.
 type Keys struct {

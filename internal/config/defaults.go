@@ -16,6 +16,7 @@ const (
 	DefaultCookieName   = "_ghbroker"
 	DefaultSessionTTL   = time.Hour
 	DefaultMaxAge       = 168 * time.Hour
+	DefaultHSTSMaxAge   = 365 * 24 * time.Hour
 	DefaultAlgorithm    = "RS256"
 	DefaultRotateEvery  = 24 * time.Hour
 	DefaultPolicy       = "deny"
@@ -61,6 +62,10 @@ func applyDefaults(c *Config) {
 	set(&c.Session.CookieName, DefaultCookieName)
 	setD(&c.Session.TTL, DefaultSessionTTL)
 	setD(&c.Session.MaxAge, DefaultMaxAge)
+	if c.Session.HSTSMaxAge == nil {
+		d := Duration(DefaultHSTSMaxAge)
+		c.Session.HSTSMaxAge = &d
+	}
 	set(&c.Keys.Algorithm, DefaultAlgorithm)
 	setD(&c.Keys.RotateEvery, DefaultRotateEvery)
 	set(&c.Policy.Default, DefaultPolicy)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/ghbroker/ghbroker/broker/oidc"
+	"github.com/ghbroker/ghbroker/broker/session"
 	"net/url"
 	"strings"
 	"time"
@@ -51,6 +52,16 @@ func (v *validator) session(c *Config) {
 		case host != "" && !DomainCovers(s.CookieDomain, host):
 			v.fail("session.cookie_domain", "session.cookie_domain %q does not cover the issuer's host %s, so the browser would never send the session cookie back to the broker", s.CookieDomain, host)
 		}
+	}
+	if s.HSTSMaxAge.D() < 0 {
+		v.fail("session.hsts_max_age", "session.hsts_max_age must not be negative (0s sends no Strict-Transport-Security)")
+	}
+	if raw := v.secret("session", "", s.SealKeyEnv, s.SealKeyFile, SealKeyEnvName, "seal_key"); raw != "" {
+		key, err := session.ParseSealKey(raw)
+		if err != nil {
+			v.fail("session.seal_key_file", "session: %v", err)
+		}
+		s.SealKey = key
 	}
 	for i, d := range s.AllowedRedirectDomains {
 		if d == "" || strings.ContainsAny(d, "/:@*") {
