@@ -33,7 +33,10 @@ func normaliseUserCode(in string) (code string, ok bool) {
 		return "", false
 	}
 	var b strings.Builder
-	for _, r := range strings.ToUpper(strings.TrimSpace(in)) {
+	for _, r := range strings.TrimSpace(in) {
+		if r >= 'a' && r <= 'z' {
+			r -= 'a' - 'A' // ASCII only: Unicode case folding maps ſ to S
+		}
 		switch {
 		case r == '-' || r == ' ':
 			continue

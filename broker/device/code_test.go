@@ -62,3 +62,29 @@ func TestNormaliseUserCode(t *testing.T) {
 		t.Errorf("formatUserCode = %q", got)
 	}
 }
+
+// FuzzNormaliseUserCode: whatever a person (or an attacker) types, an
+// accepted code is 8 letters of the alphabet, typed with nothing but ASCII
+// letters, hyphens and spaces, and reads back the same when shown.
+func FuzzNormaliseUserCode(f *testing.F) {
+	for _, s := range []string{"BCDF-GHJK", "bcdfghjk", " bcdf ghjk ", "ſCDF-GHJK", "BCDF-GHJ", "BCDF-GHJKL", "BCDF\x00GHJK", "ＢCDF-GHJK", strings.Repeat("B", 40)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		code, ok := normaliseUserCode(in)
+		if !ok {
+			return
+		}
+		if len(code) != userCodeLen || strings.Trim(code, Alphabet) != "" {
+			t.Fatalf("%q → %q, not 8 letters of the alphabet", in, code)
+		}
+		for _, r := range strings.TrimSpace(in) {
+			if r >= 0x80 || !(r == '-' || r == ' ' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
+				t.Fatalf("%q accepted with %q in it", in, r)
+			}
+		}
+		if again, ok := normaliseUserCode(formatUserCode(code)); !ok || again != code {
+			t.Fatalf("%q shown as %q reads back as %q", code, formatUserCode(code), again)
+		}
+	})
+}
