@@ -25,8 +25,12 @@ var forbidden = map[string][]string{
 	// Sessions serve no routes: they never reach the HTTP handlers.
 	"broker/session": {"broker", "broker/signin", "broker/oidc", "store/bolt", "store/memory", "internal/githubfake"},
 	// Domain handlers do not import each other nor the assembly.
-	"broker/signin": {"broker", "broker/oidc", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
-	"broker/oidc":   {"broker", "broker/signin", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
+	"broker/signin":  {"broker", "broker/oidc", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
+	"broker/oidc":    {"broker", "broker/signin", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
+	"broker/webhook": {"broker", "broker/signin", "broker/oidc", "broker/device", "broker/session", "store", "store/bolt", "store/memory", "internal/githubfake"},
+	// The revocation set is shared by the broker and every authz replica:
+	// it knows no broker, store or key code.
+	"revocation":    {"broker", "store", "authz", "keys", "internal/githubfake"},
 	"broker/device": {"broker", "broker/signin", "broker/oidc", "store/bolt", "store/memory", "internal/githubfake"},
 }
 
