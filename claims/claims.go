@@ -26,6 +26,11 @@ const (
 	// KindSession is the broker's own stateless session token, carried in
 	// the SSO cookie and accepted only from the cookie.
 	KindSession Kind = "ghbroker-session+jwt"
+	// KindRevocations is the broker's signed revocation feed, read by
+	// `ghbroker authz` replicas; never a credential.
+	KindRevocations Kind = "ghbroker-revocations+jwt"
+	// KindLogout is an OpenID Back-Channel Logout 1.0 logout token.
+	KindLogout Kind = "logout+jwt"
 )
 
 // Claims is the claim set of every token ghbroker issues. Registered claims

@@ -18,7 +18,7 @@ import (
 var ErrNoKeys = errors.New("keys: no signing key loaded")
 
 // kinds are the token kinds a Manager keeps a signer for.
-var kinds = []claims.Kind{claims.KindID, claims.KindAccess, claims.KindSession}
+var kinds = []claims.Kind{claims.KindID, claims.KindAccess, claims.KindSession, claims.KindRevocations, claims.KindLogout}
 
 // state is one immutable, loaded key set.
 type state struct {

@@ -61,6 +61,7 @@ type Set struct {
 	sessions  map[string]int64 // session → expires (ms)
 	log       []Entry          // live entries by Seq, for the feed
 	collapsed uint64           // Seq of the last collapse: older cursors start over
+	changed   chan struct{}    // closed and replaced on every change
 }
 
 // Options configure a Set.
@@ -82,7 +83,8 @@ func New(o Options) *Set {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Set{cap: o.Cap, now: o.Now, subjects: map[string]int64{}, subjExp: map[string]int64{}, sessions: map[string]int64{}}
+	return &Set{cap: o.Cap, now: o.Now, subjects: map[string]int64{}, subjExp: map[string]int64{}, sessions: map[string]int64{},
+		changed: make(chan struct{})}
 }
 
 // Millis is t in Unix milliseconds, the precision of revocations.
@@ -126,7 +128,21 @@ func (s *Set) Add(e Entry) (uint64, error) {
 	e.Seq = s.seq
 	s.applyLocked(e)
 	s.log = append(s.log, e)
+	s.notifyLocked()
 	return e.Seq, nil
+}
+
+// Changed returns a channel that is closed at the next change of the set
+// (a long poll waits on it).
+func (s *Set) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+func (s *Set) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *Set) applyLocked(e Entry) {
@@ -251,6 +267,7 @@ func (s *Set) Replace(entries []Entry, next uint64) {
 	s.all, s.allExp, s.collapsed = 0, 0, 0
 	s.seq = next
 	s.mergeLocked(entries)
+	s.notifyLocked()
 }
 
 // Merge applies entries received from the broker's feed and moves the
@@ -260,6 +277,7 @@ func (s *Set) Merge(entries []Entry, next uint64) {
 	defer s.mu.Unlock()
 	s.mergeLocked(entries)
 	s.seq = max(s.seq, next)
+	s.notifyLocked()
 }
 
 func (s *Set) mergeLocked(entries []Entry) {
