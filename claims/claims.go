@@ -55,6 +55,11 @@ type Claims struct {
 	// SessionID is the broker-side session the token derives from ("sid",
 	// OIDC Front-/Back-Channel Logout).
 	SessionID string `json:"sid,omitempty"`
+	// IssuedAtMillis is when the token (or, for a slid session token, the
+	// memberships it carries) was issued, in Unix milliseconds: "iat" has
+	// whole seconds only, and a revocation must tell a token minted just
+	// before it from one minted just after, within the same second.
+	IssuedAtMillis int64 `json:"iat_ms,omitempty"`
 
 	// PreferredUsername is the GitHub login.
 	PreferredUsername string `json:"preferred_username,omitempty"`
@@ -69,6 +74,19 @@ type Claims struct {
 	// Groups lists org logins and "org/team-slug" entries, limited to the
 	// allowed orgs.
 	Groups []string `json:"groups,omitempty"`
+}
+
+// IssuedAtMs is the token's issue time in Unix milliseconds: iat_ms, or
+// the start of iat's second for a token minted without it (so that it
+// counts as issued before any revocation in that second), or 0.
+func (c *Claims) IssuedAtMs() int64 {
+	switch {
+	case c.IssuedAtMillis > 0:
+		return c.IssuedAtMillis
+	case c.IssuedAt != nil:
+		return c.IssuedAt.Time().UnixMilli()
+	}
+	return 0
 }
 
 // InGroup reports whether the claims list group g.

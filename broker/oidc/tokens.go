@@ -48,7 +48,7 @@ func (p *Provider) mintTokens(c *Client, sess store.Session, scopes []string, no
 			Issuer: p.issuer, Subject: sess.Subject, Audience: jwt.Audience{p.issuer, c.ID},
 			IssuedAt: jwt.NewNumericDate(now), Expiry: exp, ID: secret.Random(12),
 		},
-		AuthTime: jwt.NewNumericDate(sess.AuthTime), ClientID: c.ID, Scope: scope, SessionID: sess.ID,
+		AuthTime: jwt.NewNumericDate(sess.AuthTime), ClientID: c.ID, Scope: scope, SessionID: sess.ID, IssuedAtMillis: now.UnixMilli(),
 		PreferredUsername: sess.Login, Groups: sess.Groups,
 	}
 	access, err := p.keys.Sign(claims.KindAccess, at)
@@ -61,7 +61,7 @@ func (p *Provider) mintTokens(c *Client, sess store.Session, scopes []string, no
 			IssuedAt: jwt.NewNumericDate(now), Expiry: exp,
 		},
 		AuthTime: jwt.NewNumericDate(sess.AuthTime), Nonce: nonce, AuthorizedParty: c.ID,
-		AccessTokenHash: atHash(access), SessionID: sess.ID,
+		AccessTokenHash: atHash(access), SessionID: sess.ID, IssuedAtMillis: now.UnixMilli(),
 	}
 	if slices.Contains(scopes, "profile") {
 		id.Name, id.PreferredUsername, id.Picture = sess.Name, sess.Login, sess.Picture

@@ -38,6 +38,7 @@ func (m *Manager) claimsFor(sess store.Session, now time.Time, groups []string) 
 			Expiry:   jwt.NewNumericDate(exp),
 			ID:       secret.Random(12),
 		},
+		IssuedAtMillis:    now.UnixMilli(),
 		AuthTime:          jwt.NewNumericDate(sess.AuthTime),
 		SessionID:         sess.ID,
 		PreferredUsername: sess.Login,
