@@ -121,11 +121,20 @@ func newWorld(t testing.TB, o worldOptions) *world {
 		clients = o.clients(w)
 	}
 	logger := slog.New(slog.NewTextHandler(lockedWriter{w: w.logs}, nil))
+	backchannel, err := brokeroidc.NewBackchannel(brokeroidc.BackchannelConfig{
+		Issuer: w.issuer, Signer: w.keys, Clients: clients, Now: w.clock.Now, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go backchannel.Run(bctx)
 	w.sessions, err = session.New(context.Background(), session.Config{
 		Issuer: w.issuer, Signer: w.keys, Verifier: w.verifier, Store: w.store, GitHub: client,
 		AllowedOrgs: allowed, GroupsFormat: "github",
 		CookieDomain: ".example.test", TTL: time.Hour, MaxAge: 24 * time.Hour, PolicyGroups: o.policyGroups,
-		Now: w.clock.Now, Logger: logger,
+		Ended: backchannel, Now: w.clock.Now, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -87,6 +87,9 @@ type Session struct {
 	Renewed time.Time `json:"renewed"`
 	// Expires ends the silent-renewal window (session.max_age).
 	Expires time.Time `json:"expires"`
+	// RelyingParties are the OIDC clients that received tokens of this
+	// session: the ones told by back-channel logout when it ends.
+	RelyingParties []string `json:"rps,omitempty"`
 }
 
 // AuthRequest is a validated OIDC authorization request (OIDC Core

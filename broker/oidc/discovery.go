@@ -37,6 +37,8 @@ type discoveryDoc struct {
 	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
 	ClaimsParameterSupported                  bool     `json:"claims_parameter_supported"`
 	AuthorizationResponseISSParameterSupport  bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	BackchannelLogoutSupported                bool     `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported         bool     `json:"backchannel_logout_session_supported,omitempty"`
 }
 
 func (p *Provider) discoveryDocument() discoveryDoc {
@@ -74,6 +76,8 @@ func (p *Provider) discoveryDocument() discoveryDoc {
 		d.CodeChallengeMethodsSupported = []string{"S256"}
 		d.PromptValuesSupported = []string{"none", "login", "consent", "select_account"}
 		d.AuthorizationResponseISSParameterSupport = true
+		// OpenID Back-Channel Logout 1.0 §2.1: logout tokens carry sid.
+		d.BackchannelLogoutSupported, d.BackchannelLogoutSessionSupported = true, true
 	}
 	return d
 }

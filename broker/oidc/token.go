@@ -130,6 +130,13 @@ func (p *Provider) grant(ctx context.Context, c *Client, sess store.Session, sco
 	if err != nil {
 		return issued{}, err
 	}
+	if c.BackchannelLogoutURI != "" {
+		// Remembered before the tokens leave, so that the client is told
+		// however soon the session ends.
+		if err := p.sessions.AddRelyingParty(ctx, sess.ID, c.ID); err != nil {
+			return issued{}, err
+		}
+	}
 	if slices.Contains(scopes, "offline_access") || c.AlwaysIssueRefreshToken {
 		sec := secret.Random(32)
 		err := p.store.CreateRefreshFamily(ctx, store.RefreshFamily{

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,12 @@ type Verifier interface {
 // member of (*github.Client).
 type IdentityReader interface {
 	FetchIdentity(ctx context.Context, token string, allowedOrgs []string) (*github.Identity, error)
+}
+
+// EndListener hears of every session that ends (*oidc.Backchannel tells
+// the relying parties).
+type EndListener interface {
+	SessionEnded(sess store.Session)
 }
 
 // Store is the persistence sessions use.
@@ -75,6 +82,8 @@ type Config struct {
 	// groups do not fit the cookie budget, the session token keeps org
 	// entries and these, so every rule still decides correctly.
 	PolicyGroups []string
+	// Ended, when set, hears of every session that ends.
+	Ended EndListener
 	// SealKey, when set, is the 32-byte key that seals GitHub tokens,
 	// kept outside the store (ParseSealKey reads one); otherwise a key in
 	// the store does.
@@ -103,6 +112,7 @@ type Manager struct {
 	log          *slog.Logger
 	sealer       *sealer
 	csrfKey      []byte
+	ended        EndListener
 }
 
 // New checks cfg and loads (or creates) the token-sealing key.
@@ -118,7 +128,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		issuer: cfg.Issuer, signer: cfg.Signer, verifier: cfg.Verifier, store: cfg.Store, github: cfg.GitHub,
 		allowedOrgs: cfg.AllowedOrgs, groupsFormat: cfg.GroupsFormat,
 		cookieName: cfg.CookieName, cookieDomain: cfg.CookieDomain, secure: iss.Scheme == "https",
-		ttl: cfg.TTL, maxAge: cfg.MaxAge, policyGroups: cfg.PolicyGroups, now: cfg.Now, log: cfg.Logger,
+		ttl: cfg.TTL, maxAge: cfg.MaxAge, policyGroups: cfg.PolicyGroups, now: cfg.Now, log: cfg.Logger, ended: cfg.Ended,
 	}
 	if m.cookieName == "" {
 		m.cookieName = "_ghbroker"
@@ -208,9 +218,34 @@ func (m *Manager) Alive(ctx context.Context, id string) bool {
 	return err == nil
 }
 
-// Delete ends a server-side session; failures are logged.
-func (m *Manager) Delete(ctx context.Context, id string) {
-	if err := m.store.DeleteSession(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		m.log.Warn("deleting session failed", "err", err)
+// End ends a server-side session and tells the EndListener; failures are
+// logged. Ending a session that does not exist does nothing.
+func (m *Manager) End(ctx context.Context, id string) {
+	sess, err := m.store.GetSession(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			m.log.Warn("reading a session to end failed", "err", err)
+		}
+		return
 	}
+	if err := m.store.DeleteSession(ctx, id); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			m.log.Warn("deleting session failed", "err", err)
+		}
+		return
+	}
+	if m.ended != nil {
+		m.ended.SessionEnded(sess)
+	}
+}
+
+// AddRelyingParty records that client received tokens of session id, so
+// that it is told when the session ends.
+func (m *Manager) AddRelyingParty(ctx context.Context, id, client string) error {
+	return m.store.UpdateSession(ctx, id, func(s store.Session) (store.Session, error) {
+		if !slices.Contains(s.RelyingParties, client) {
+			s.RelyingParties = append(s.RelyingParties, client)
+		}
+		return s, nil
+	})
 }

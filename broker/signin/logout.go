@@ -69,10 +69,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if renewable {
-		h.sessions.Delete(ctx, sess.ID)
+		h.sessions.End(ctx, sess.ID)
 	}
 	if c != nil && c.SessionID != "" {
-		h.sessions.Delete(ctx, c.SessionID)
+		h.sessions.End(ctx, c.SessionID)
 	}
 	if sid != "" {
 		h.log.Info("signed out", "login", login, "request_id", page.RequestID(ctx))

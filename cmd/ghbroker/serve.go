@@ -93,6 +93,8 @@ type app struct {
 	broker *broker.Server
 	reg    *prometheus.Registry
 	checks *checks
+	// backchannel tells relying parties of ended sessions.
+	backchannel *oidc.Backchannel
 	// ready is closed once every listener is bound (used by dev and tests).
 	ready chan struct{}
 	// addrs are the bound listener addresses, by config key.
@@ -163,13 +165,19 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	backchannel, err := oidc.NewBackchannel(oidc.BackchannelConfig{
+		Issuer: cfg.Issuer, Signer: km, Clients: oidcClients(cfg.Clients), Registry: reg, Logger: logger,
+	})
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
 	sessions, err := session.New(ctx, session.Config{
 		Issuer: cfg.Issuer, Signer: km, Verifier: verifier, Store: st, GitHub: gh,
 		AllowedOrgs: cfg.GitHub.AllowedOrgs, GroupsFormat: cfg.GitHub.GroupsFormat,
 		CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
 		TTL: cfg.Session.TTL.D(), MaxAge: cfg.Session.MaxAge.D(), PolicyGroups: policyGroups(cfg.Policy),
-		SealKey: cfg.Session.SealKey,
-		Logger:  logger,
+		SealKey: cfg.Session.SealKey, Ended: backchannel,
+		Logger: logger,
 	})
 	if err != nil {
 		return nil, runtimeErr(err)
@@ -207,7 +215,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
-	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg, checks: ch,
+	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg, checks: ch, backchannel: backchannel,
 		ready: make(chan struct{}), addrs: map[string]string{}}, nil
 }
 
@@ -232,6 +240,7 @@ func (a *app) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
 	wg.Go(func() { a.store.RunSweeper(ctx, time.Minute) })
+	wg.Go(func() { a.backchannel.Run(ctx) })
 	err = serveAll(ctx, a.log, ls, func() {
 		a.addrs["listen"] = ls[0].netLn.Addr().String()
 		a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", a.addrs["listen"],
@@ -252,6 +261,7 @@ func oidcClients(cs []config.Client) []oidc.Client {
 			ID: c.ID, Secret: c.Secret, Public: c.Public, Name: c.Name,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 			Scopes: c.Scopes, GrantTypes: c.GrantTypes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken, TokenTTL: c.TokenTTL.D(),
+			BackchannelLogoutURI: c.BackchannelLogoutURI,
 		})
 	}
 	return out

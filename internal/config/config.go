@@ -169,6 +169,10 @@ type Client struct {
 	// TokenTTL is the lifetime of the client's ID and access tokens.
 	// Default 1h; at most 24h.
 	TokenTTL Duration `yaml:"token_ttl"`
+	// BackchannelLogoutURI receives OpenID Back-Channel Logout 1.0
+	// logout tokens when a session the client has tokens of ends: https,
+	// or http on loopback.
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
 }
 
 // Problem is one mistake in the file.

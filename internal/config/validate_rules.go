@@ -115,6 +115,13 @@ func (v *validator) clients(c *Config) {
 		for j, u := range cl.PostLogoutRedirectURIs {
 			v.clientURI(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, j), u)
 		}
+		if u := cl.BackchannelLogoutURI; u != "" {
+			if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") {
+				v.fail(key+".backchannel_logout_uri", "%s.backchannel_logout_uri must be an https URL, not %q", key, u)
+			} else {
+				v.clientURI(key+".backchannel_logout_uri", u)
+			}
+		}
 	}
 }
 

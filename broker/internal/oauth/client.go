@@ -61,6 +61,9 @@ type Client struct {
 	// TokenTTL is the lifetime of the client's ID and access tokens.
 	// Default 1h.
 	TokenTTL time.Duration
+	// BackchannelLogoutURI, when set, receives an OpenID Back-Channel
+	// Logout 1.0 logout_token when a session the client has tokens of ends.
+	BackchannelLogoutURI string
 }
 
 // AllowsScope reports whether the client may ask for scope.
