@@ -342,7 +342,7 @@ func TestDocsUseOneExampleDomain(t *testing.T) {
 		t.Fatalf("the example config must use issuer https://auth.example.com and org acme")
 	}
 	re := regexp.MustCompile(`https?://([a-z0-9.-]+\.(?:com|org|net|io|dev))\b`)
-	allowed := regexp.MustCompile(`(^|\.)example\.com$|(^|\.)github\.com$|^docs\.github\.com$|^api\.github\.com$|letsencrypt\.org$|^grafana\.github\.io$|^github\.io$|^kubernetes\.io$|^cert-manager\.io$|^www\.getambassador\.io$|^istio\.io$|^doc\.traefik\.io$|^www\.envoyproxy\.io$|^nginx\.org$|^prometheus\.io$`)
+	allowed := regexp.MustCompile(`(^|\.)example\.com$|(^|\.)github\.com$|^docs\.github\.com$|^api\.github\.com$|letsencrypt\.org$|^grafana\.github\.io$|^github\.io$|^kubernetes\.io$|^cert-manager\.io$|^www\.getambassador\.io$|^istio\.io$|^doc\.traefik\.io$|^www\.envoyproxy\.io$|^nginx\.org$|^prometheus\.io$|^(schemas\.)?openid\.net$`)
 	docs, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
