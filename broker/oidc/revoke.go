@@ -66,7 +66,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, err := p.verifier.Verify(tok, claims.KindAccess)
-	if err != nil || at.ClientID != c.ID || !p.sessions.Alive(r.Context(), at.SessionID) {
+	if err != nil || at.ClientID != c.ID || p.sessions.Revoked(at) || !p.sessions.Alive(r.Context(), at.SessionID) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}

@@ -28,7 +28,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	// The access token is stateless, but /userinfo has the store: a token
 	// of a session that was signed out no longer answers here.
-	if !p.sessions.Alive(r.Context(), c.SessionID) {
+	if p.sessions.Revoked(c) || !p.sessions.Alive(r.Context(), c.SessionID) {
 		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")
 		return
 	}

@@ -93,20 +93,21 @@ func (m *Manager) Reread(ctx context.Context, sess store.Session) (store.Session
 	token, err := m.sealer.open(sess.GitHubToken, sess.ID)
 	if err != nil {
 		m.log.Warn("stored GitHub token does not open; signing in again", "session", sess.ID, "err", err)
-		m.End(ctx, sess.ID)
+		m.End(ctx, sess.ID, "renewal")
 		return sess, ErrGitHubToken
 	}
 	id, err := m.github.FetchIdentity(ctx, token, m.allowedOrgs)
 	if errors.Is(err, github.ErrBadCredentials) {
 		m.log.Info("GitHub token revoked; signing in again", "login", sess.Login)
-		m.End(ctx, sess.ID)
+		m.End(ctx, sess.ID, "renewal")
 		return sess, ErrGitHubToken
 	}
 	if err != nil {
 		return sess, &GitHubError{Err: err}
 	}
 	if !m.Admitted(id) {
-		m.End(ctx, sess.ID)
+		m.End(ctx, sess.ID, "renewal")
+		m.RevokeSubject(sess.Subject, "renewal")
 		m.log.Info("session revoked at renewal: no longer in an allowed org", "login", id.Login)
 		return sess, &NotAdmittedError{Identity: id}
 	}

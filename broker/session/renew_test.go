@@ -16,6 +16,7 @@ import (
 	"github.com/ghbroker/ghbroker/internal/githubfake"
 	"github.com/ghbroker/ghbroker/internal/testclock"
 	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/revocation"
 	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
@@ -275,5 +276,55 @@ func TestSealKeyOutsideTheStore(t *testing.T) {
 	storeOnly := withKey(nil)
 	if _, err := storeOnly.Reread(ctx, after.Session); !errors.Is(err, session.ErrGitHubToken) {
 		t.Errorf("the store's key opened a token sealed with the outside key: %v", err)
+	}
+}
+
+// TestRevocationSources: sign-out revokes the session's tokens and a
+// subject revocation refuses what was minted before it, while a token
+// minted right after it — one millisecond later and in the same
+// millisecond as the revocation — is good: renewal after a webhook does not loop.
+func TestRevocationSources(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	set := revocation.New(revocation.Options{Now: f.clock.Now})
+	km, err := keys.NewManager(ctx, f.store, keys.Options{Algorithm: keys.ES256, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m, err = session.New(ctx, session.Config{
+		Issuer: issuer, Signer: km, Verifier: f.verifier, Store: f.store, GitHub: f.client,
+		AllowedOrgs: []string{"acme"}, Revocations: set, Now: f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := func(tok string) bool {
+		req := httptest.NewRequest(http.MethodGet, issuer+"/", nil)
+		req.AddCookie(&http.Cookie{Name: "_ghbroker", Value: tok})
+		return f.m.Current(req) != nil
+	}
+	st := f.start(t)
+	if !current(st.Token) {
+		t.Fatal("a fresh session is not current")
+	}
+	f.clock.Advance(time.Millisecond) // same second, one millisecond later
+	f.m.RevokeSubject(st.Session.Subject, "webhook")
+	if current(st.Token) {
+		t.Error("a token minted before its subject was revoked is current")
+	}
+	sess, err := f.m.Reread(ctx, st.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := f.m.Mint(sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !current(renewed) {
+		t.Error("the token renewed in the same millisecond as the revocation is refused: renewal would loop")
+	}
+	f.m.End(ctx, st.Session.ID, "logout")
+	if current(renewed) || set.Len() != 2 {
+		t.Errorf("after sign-out: current %v, %d revocations", current(renewed), set.Len())
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ghbroker/ghbroker/broker/internal/secret"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/internal/sessioncookie"
+	"github.com/ghbroker/ghbroker/revocation"
 	"github.com/ghbroker/ghbroker/store"
 )
 
@@ -45,6 +46,13 @@ type IdentityReader interface {
 // the relying parties).
 type EndListener interface {
 	SessionEnded(sess store.Session)
+}
+
+// Revocations is the broker's revocation set (*revocation.Set, or the
+// store-backed one shared by replicas): every check refuses what it holds.
+type Revocations interface {
+	Add(e revocation.Entry) (uint64, error)
+	Revoked(sub, sid string, iatMillis int64) bool
 }
 
 // Store is the persistence sessions use.
@@ -84,6 +92,14 @@ type Config struct {
 	PolicyGroups []string
 	// Ended, when set, hears of every session that ends.
 	Ended EndListener
+	// Revocations, when set, receives a revocation for every session that
+	// ends and every person who is no longer admitted, so that their
+	// tokens stop working at every check at once.
+	Revocations Revocations
+	// MaxTokenLifetime is the longest any token of a session can live
+	// (session and access tokens alike): how long a revocation is kept.
+	// Default twice TTL (a slid session token's cap).
+	MaxTokenLifetime time.Duration
 	// SealKey, when set, is the 32-byte key that seals GitHub tokens,
 	// kept outside the store (ParseSealKey reads one); otherwise a key in
 	// the store does.
@@ -113,6 +129,8 @@ type Manager struct {
 	sealer       *sealer
 	csrfKey      []byte
 	ended        EndListener
+	revocations  Revocations
+	maxTokenLife time.Duration
 }
 
 // New checks cfg and loads (or creates) the token-sealing key.
@@ -129,6 +147,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		allowedOrgs: cfg.AllowedOrgs, groupsFormat: cfg.GroupsFormat,
 		cookieName: cfg.CookieName, cookieDomain: cfg.CookieDomain, secure: iss.Scheme == "https",
 		ttl: cfg.TTL, maxAge: cfg.MaxAge, policyGroups: cfg.PolicyGroups, now: cfg.Now, log: cfg.Logger, ended: cfg.Ended,
+		revocations: cfg.Revocations, maxTokenLife: cfg.MaxTokenLifetime,
 	}
 	if m.cookieName == "" {
 		m.cookieName = "_ghbroker"
@@ -145,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.maxTokenLife = max(m.maxTokenLife, 2*m.ttl)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -168,13 +188,20 @@ func (m *Manager) MaxAge() time.Duration { return m.maxAge }
 func (m *Manager) CookieName() string { return m.cookieName }
 
 // Current returns the claims of the request's valid session token, or nil.
+// A revoked token is not valid: /login then renews it (re-reading GitHub)
+// instead of sending the browser back to a check that refuses it.
 func (m *Manager) Current(r *http.Request) *claims.Claims {
 	for _, tok := range sessioncookie.Candidates(r.Header["Cookie"], m.cookieName) {
-		if c, err := m.verifier.Verify(tok, claims.KindSession); err == nil {
+		if c, err := m.verifier.Verify(tok, claims.KindSession); err == nil && !m.Revoked(c) {
 			return c
 		}
 	}
 	return nil
+}
+
+// Revoked reports whether the revocation set refuses the token c.
+func (m *Manager) Revoked(c *claims.Claims) bool {
+	return m.revocations != nil && m.revocations.Revoked(c.Subject, c.SessionID, c.IssuedAtMs())
 }
 
 // Renewable returns the server-side session named by the request's
@@ -218,9 +245,12 @@ func (m *Manager) Alive(ctx context.Context, id string) bool {
 	return err == nil
 }
 
-// End ends a server-side session and tells the EndListener; failures are
-// logged. Ending a session that does not exist does nothing.
-func (m *Manager) End(ctx context.Context, id string) {
+// End ends a server-side session, revokes its tokens everywhere (source
+// says why, for the metrics: "logout", "renewal", "operator", "webhook")
+// and tells the EndListener; failures are logged. Ending a session that
+// does not exist still revokes it.
+func (m *Manager) End(ctx context.Context, id, source string) {
+	m.revoke(revocation.Entry{Session: id, Source: source})
 	sess, err := m.store.GetSession(ctx, id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -236,6 +266,23 @@ func (m *Manager) End(ctx context.Context, id string) {
 	}
 	if m.ended != nil {
 		m.ended.SessionEnded(sess)
+	}
+}
+
+// RevokeSubject refuses every token of subject issued before now, at
+// every check (a person removed from an org or a team: silent renewal
+// mints tokens with their current groups).
+func (m *Manager) RevokeSubject(subject, source string) {
+	m.revoke(revocation.Entry{Subject: subject, Before: revocation.Millis(m.now()), Source: source})
+}
+
+func (m *Manager) revoke(e revocation.Entry) {
+	if m.revocations == nil || (e.Session == "" && e.Subject == "") {
+		return
+	}
+	e.Expires = revocation.Millis(m.now().Add(m.maxTokenLife))
+	if _, err := m.revocations.Add(e); err != nil {
+		m.log.Error("recording a revocation failed", "source", e.Source, "err", err)
 	}
 }
 
