@@ -11,8 +11,8 @@ import (
 // userCodeEntry is the user-code index: it lives on the device code's
 // lease, so that both go together.
 type userCodeEntry struct {
-	ID           string `json:"id"` // the user code
-	DeviceCodeID string `json:"device_code_id"`
+	ID           string    `json:"id"` // the user code
+	DeviceCodeID string    `json:"device_code_id"`
 	Expires      time.Time `json:"expires"`
 }
 

@@ -116,9 +116,9 @@ type Store struct {
 
 	closed atomic.Bool
 	// bg is done once Close is called; background work ends with it.
-	bg     context.Context
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
+	bg   context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 	// stripes serialise this process's read-modify-writes of one key
 	// (by a hash of the key), so that goroutines of one replica queue
 	// instead of wasting compare-and-swap rounds on each other; CAS with
