@@ -1,10 +1,16 @@
 package etcd_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/store/etcd"
@@ -50,5 +56,168 @@ func open(t *testing.T, opts etcd.Options) *etcd.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
 		return open(t, etcd.Options{Now: now})
-	}, storetest.ExpiresByLease())
+	}, storetest.ExpiresByLease(), storetest.Replicas(func(t *testing.T, st store.Store, now func() time.Time) store.Store {
+		return open(t, etcd.Options{Prefix: st.(*etcd.Store).Prefix(), Now: now})
+	}))
+}
+
+// rawClient returns a plain etcd client on the shared server.
+func rawClient(t *testing.T) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: server.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ports, err := etcdtest.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := []string{fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	began := time.Now()
+	_, err = etcd.Open(t.Context(), etcd.Options{Endpoints: eps, DialTimeout: 500 * time.Millisecond, MonitorEvery: -1})
+	var ue *etcd.UnreachableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Open on closed ports = %v, want an *UnreachableError", err)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("Open took %s to give up, want about the dial timeout (500ms)", took)
+	}
+	for _, ep := range eps {
+		if !strings.Contains(err.Error(), ep) {
+			t.Errorf("error %q does not name endpoint %s", err, ep)
+		}
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("error %v does not match store.ErrUnavailable", err)
+	}
+}
+
+func TestOpenRefusesPrefix(t *testing.T) {
+	c := rawClient(t)
+	t.Run("NewerSchema", func(t *testing.T) {
+		prefix := server.Prefix()
+		if _, err := c.Put(t.Context(), prefix+"schema", fmt.Sprintf(`{"version":%d}`, etcd.SchemaVersion+1)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := etcd.Open(t.Context(), etcd.Options{Endpoints: server.Endpoints(), Prefix: prefix, MonitorEvery: -1})
+		var ve *etcd.SchemaVersionError
+		if !errors.As(err, &ve) || ve.Version != etcd.SchemaVersion+1 {
+			t.Fatalf("Open on a newer schema = %v, want a *SchemaVersionError", err)
+		}
+		t.Log(err)
+	})
+	t.Run("ForeignKeyInEmptyPrefix", func(t *testing.T) {
+		prefix := server.Prefix()
+		if _, err := c.Put(t.Context(), prefix+"registry/pods/x", "{}"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := etcd.Open(t.Context(), etcd.Options{Endpoints: server.Endpoints(), Prefix: prefix, MonitorEvery: -1})
+		var fe *etcd.ForeignKeyError
+		if !errors.As(err, &fe) || fe.Key != prefix+"registry/pods/x" {
+			t.Fatalf("Open on a prefix holding another program's key = %v, want a *ForeignKeyError", err)
+		}
+		t.Log(err)
+	})
+	t.Run("ForeignKeyBesideOurs", func(t *testing.T) {
+		st := open(t, etcd.Options{})
+		st.Close()
+		if _, err := c.Put(t.Context(), st.Prefix()+"zzz", "{}"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := etcd.Open(t.Context(), etcd.Options{Endpoints: server.Endpoints(), Prefix: st.Prefix(), MonitorEvery: -1})
+		var fe *etcd.ForeignKeyError
+		if !errors.As(err, &fe) {
+			t.Fatalf("Open on our prefix with a foreign key = %v, want a *ForeignKeyError", err)
+		}
+	})
+	t.Run("ReopenOurs", func(t *testing.T) {
+		st := open(t, etcd.Options{})
+		if err := st.CreateSession(t.Context(), store.Session{ID: "s", Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		st = open(t, etcd.Options{Prefix: st.Prefix()})
+		defer st.Close()
+		if _, err := st.GetSession(t.Context(), "s"); err != nil {
+			t.Fatalf("GetSession after reopening: %v", err)
+		}
+	})
+}
+
+// TestUnavailable stops the server under an open store: every call fails
+// with store.ErrUnavailable within about the request timeout.
+func TestUnavailable(t *testing.T) {
+	srv := etcdtest.Start(t)
+	st, err := etcd.Open(t.Context(), etcd.Options{Endpoints: srv.Endpoints(), RequestTimeout: 500 * time.Millisecond, MonitorEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateSession(t.Context(), store.Session{ID: "s", Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	for _, c := range []struct {
+		name string
+		do   func() error
+	}{
+		{"GetSession", func() error { _, err := st.GetSession(t.Context(), "s"); return err }},
+		{"UpdateSession", func() error {
+			return st.UpdateSession(t.Context(), "s", func(s store.Session) (store.Session, error) { return s, nil })
+		}},
+		{"CreateAuthCode", func() error {
+			return st.CreateAuthCode(t.Context(), store.AuthCode{ID: "c", Expires: time.Now().Add(time.Minute)})
+		}},
+		{"GetKeys", func() error { _, err := st.GetKeys(t.Context()); return err }},
+	} {
+		began := time.Now()
+		err := c.do()
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with etcd down = %v, want store.ErrUnavailable", c.name, err)
+		}
+		if took := time.Since(began); took > 2*time.Second {
+			t.Errorf("%s took %s to fail, want about the request timeout (500ms)", c.name, took)
+		}
+	}
+}
+
+// TestWatchKeys checks that a change of the key set written through one
+// handle is reported to another within seconds.
+func TestWatchKeys(t *testing.T) {
+	a := open(t, etcd.Options{})
+	defer a.Close()
+	b := open(t, etcd.Options{Prefix: a.Prefix()})
+	defer b.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch := b.WatchKeys(ctx)
+	// The watch may not be established yet: keep writing until it
+	// reports.
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		err := a.UpdateKeys(t.Context(), func(k store.Keys) (store.Keys, error) {
+			k.Current = &store.SigningKey{KID: fmt.Sprint(i)}
+			return k, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ch:
+			cancel()
+			for range ch { // closed once ctx is done
+			}
+			return
+		case <-deadline:
+			t.Fatal("no report of a key-set change within 10s")
+		case <-tick.C:
+		}
+	}
 }

@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 	} else {
 		t.Run("Sweep", s.testSweep)
 	}
+	t.Run("Races", s.testRaces)
+	t.Run("ExpiryObserved", s.testExpiryObserved)
 	t.Run("CanceledContext", s.testCanceledContext)
 	t.Run("Close", s.testClose)
 }
@@ -62,6 +64,9 @@ type suite struct {
 	// leases is set for an engine that deletes expired records itself,
 	// in real time (etcd leases), rather than in Sweep.
 	leases bool
+	// replica, when set, opens another handle on the data of a store, as
+	// another process sharing it would.
+	replica func(t *testing.T, st store.Store, now func() time.Time) store.Store
 }
 
 // Option describes the engine under test.
@@ -72,6 +77,15 @@ type Option func(*suite)
 // then checks that Sweep deletes nothing and that a record with a short
 // lifetime disappears without anyone moving the clock.
 func ExpiresByLease() Option { return func(s *suite) { s.leases = true } }
+
+// Replicas declares an engine that several processes can share, and how to
+// open another handle on the data of st (the store returned by open, or
+// on its clock now). The concurrency tests then spread their
+// goroutines over st and two more handles, so that writers conflict across
+// processes rather than queue inside one. The suite closes the handles.
+func Replicas(open func(t *testing.T, st store.Store, now func() time.Time) store.Store) Option {
+	return func(s *suite) { s.replica = open }
+}
 
 // newStore opens a fresh store on a fresh clock and closes it when the test
 // ends.
@@ -85,6 +99,26 @@ func (s *suite) newStore(t *testing.T) (store.Store, *clock) {
 		}
 	})
 	return st, c
+}
+
+// handles returns st and, for an engine with replicas, two more handles on
+// its data: the concurrency tests give goroutine i handles[i%len].
+func (s *suite) handles(t *testing.T, st store.Store, clk *clock) []store.Store {
+	t.Helper()
+	hs := []store.Store{st}
+	if s.replica == nil {
+		return hs
+	}
+	for range 2 {
+		r := s.replica(t, st, clk.Now)
+		t.Cleanup(func() {
+			if err := r.Close(); err != nil {
+				t.Errorf("Close of a replica: %v", err)
+			}
+		})
+		hs = append(hs, r)
+	}
+	return hs
 }
 
 // clock is a clock the tests move by hand.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ type Server struct {
 	dir      string
 	endpoint string
 	prefixes atomic.Int64
+	close    sync.Once
 }
 
 // New starts a server whose data lives in a new directory under dir (the
@@ -110,10 +112,12 @@ func (s *Server) Prefix() string {
 	return fmt.Sprintf("/test-%d/", s.prefixes.Add(1))
 }
 
-// Close stops the server and removes its data.
+// Close stops the server and removes its data. Later calls do nothing.
 func (s *Server) Close() {
-	s.etcd.Close()
-	os.RemoveAll(s.dir)
+	s.close.Do(func() {
+		s.etcd.Close()
+		os.RemoveAll(s.dir)
+	})
 }
 
 // FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a
