@@ -61,6 +61,9 @@ type worldOptions struct {
 	boltPath string
 	// deviceLimits bounds wrong user codes (zero: the defaults).
 	deviceLimits device.Limits
+	// store, when set, opens the store on the world's clock (instead of
+	// memory or boltPath).
+	store func(t testing.TB, now func() time.Time) store.Store
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -85,14 +88,17 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	t.Cleanup(w.ghSrv.Close)
 
 	var err error
-	if o.boltPath != "" {
+	switch {
+	case o.store != nil:
+		w.store = o.store(t, w.clock.Now)
+	case o.boltPath != "":
 		bs, err := bolt.Open(o.boltPath, bolt.Options{Now: w.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { bs.Close() })
 		w.store = bs
-	} else {
+	default:
 		w.store = memory.New(memory.Options{Now: w.clock.Now})
 	}
 	w.keys, err = keys.NewManager(context.Background(), w.store, keys.Options{Now: w.clock.Now})

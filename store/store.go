@@ -130,6 +130,10 @@ type AuthCode struct {
 	// AccessTokenIDs are the "jti" of access tokens the first exchange
 	// issued, so that a replay can revoke them.
 	AccessTokenIDs []string `json:"access_token_ids,omitempty"`
+	// Replayed is set by every use after the first, so that a first use
+	// still issuing its tokens when a second one arrives (on another
+	// replica, at the same instant) learns of it and gives them up.
+	Replayed bool `json:"replayed,omitempty"`
 	// Expires is 60 seconds after issue (kept longer once Used, to detect
 	// replays).
 	Expires time.Time `json:"expires"`

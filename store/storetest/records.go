@@ -50,6 +50,7 @@ func fullAuthCode() store.AuthCode {
 		Used:           true,
 		FamilyID:       "fam-1",
 		AccessTokenIDs: []string{"jti-1", "jti-2"},
+		Replayed:       true,
 		Expires:        start.Add(time.Minute),
 	}
 }
