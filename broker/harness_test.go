@@ -156,7 +156,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.broker, err = broker.New(broker.Config{Keys: w.keys, Store: w.store, Handlers: []broker.Handler{signIn, provider, w.device}, Logger: logger})
+	w.broker, err = broker.New(broker.Config{Keys: w.keys, Handlers: []broker.Handler{signIn, provider, w.device}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,6 +247,9 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 		return issued{}, errInvalidGrant("the refresh token is invalid")
 	}
 	fam, err := p.store.GetRefreshFamily(ctx, fid)
+	if errors.Is(err, store.ErrUnavailable) {
+		return issued{}, err
+	}
 	if err != nil || fam.Revoked {
 		return issued{}, errInvalidGrant("the refresh token is invalid, expired or revoked")
 	}
@@ -300,6 +303,9 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 // app, ends the session and the family.
 func (p *Provider) refreshMemberships(ctx context.Context, fam store.RefreshFamily) (store.Session, error) {
 	sess, err := p.sessions.Get(ctx, fam.SessionID)
+	if errors.Is(err, store.ErrUnavailable) {
+		return sess, err
+	}
 	if err != nil {
 		p.revokeFamily(ctx, fam.ID)
 		return sess, errInvalidGrant("the sign-in session has ended")

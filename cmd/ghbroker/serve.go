@@ -184,7 +184,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		return nil, runtimeErr(err)
 	}
 	b, err := broker.New(broker.Config{
-		Keys: km, Store: st, Handlers: []broker.Handler{signIn, provider, dev},
+		Keys: km, Handlers: []broker.Handler{signIn, provider, dev},
 		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: reg, Logger: logger,
 	})
 	if err != nil {
