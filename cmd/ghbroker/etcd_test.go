@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -99,6 +101,17 @@ func TestEtcdReplicasFollowKeysRotate(t *testing.T) {
 				t.Fatalf("replica %d still publishes %v (signs with %s) after keys rotate", i, got, apps[i].keys.Keys().Current.KID)
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	resp, err := http.Get("http://" + addrs[0] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"ghbroker_store_request_duration_seconds_bucket{op=\"get_keys\"", "ghbroker_store_etcd_up 1"} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics lacks %s", m)
 		}
 	}
 	code, out, _ = runCmd(t, nil, "keys", "list", "--config", cfgs[0])
