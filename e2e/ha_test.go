@@ -1,0 +1,498 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ghbroker/ghbroker/internal/githubfake"
+)
+
+// etcdPath is Debian's etcd-server, which scripts/test installs.
+const etcdPath = "/usr/bin/etcd"
+
+// etcdMember is one etcd process of a test cluster.
+type etcdMember struct {
+	name, client, peer, dir string
+	cmd                     *exec.Cmd
+}
+
+// etcdCluster is a cluster of real etcd processes on loopback ports.
+type etcdCluster struct {
+	t       *testing.T
+	members []*etcdMember
+	initial string
+}
+
+// startEtcd starts an n-member cluster and waits until every member is
+// healthy.
+func startEtcd(t *testing.T, n int) *etcdCluster {
+	t.Helper()
+	if _, err := os.Stat(etcdPath); err != nil {
+		t.Fatalf("etcd is not installed at %s: run `make test`, which installs it (apt-get install etcd-server)", etcdPath)
+	}
+	c := &etcdCluster{t: t}
+	var initial []string
+	for i := range n {
+		m := &etcdMember{
+			name:   fmt.Sprintf("m%d", i),
+			client: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			peer:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			dir:    filepath.Join(t.TempDir(), "etcd"),
+		}
+		c.members = append(c.members, m)
+		initial = append(initial, m.name+"="+m.peer)
+	}
+	c.initial = strings.Join(initial, ",")
+	for i := range c.members {
+		c.run(i, "new")
+	}
+	for i := range c.members {
+		c.waitHealthy(i)
+	}
+	t.Cleanup(func() {
+		for _, m := range c.members {
+			if m.cmd != nil {
+				_ = m.cmd.Process.Kill()
+				_ = m.cmd.Wait()
+			}
+		}
+	})
+	return c
+}
+
+// run starts member i's process.
+func (c *etcdCluster) run(i int, state string) {
+	c.t.Helper()
+	m := c.members[i]
+	m.cmd = exec.Command(etcdPath,
+		"--name", m.name, "--data-dir", m.dir,
+		"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
+		"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
+		"--initial-cluster", c.initial, "--initial-cluster-state", state,
+		"--initial-cluster-token", "ghbroker-e2e",
+		"--heartbeat-interval", "100", "--election-timeout", "1000",
+		"--logger", "zap", "--log-level", "error")
+	if err := m.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// waitHealthy waits until member i answers /health with a leader.
+func (c *etcdCluster) waitHealthy(i int) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(c.members[i].client + "/health")
+		if err == nil {
+			var h struct{ Health string }
+			_ = json.NewDecoder(resp.Body).Decode(&h)
+			resp.Body.Close()
+			if h.Health == "true" {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("etcd member %s never became healthy", c.members[i].name)
+}
+
+// kill SIGKILLs member i.
+func (c *etcdCluster) kill(i int) {
+	c.t.Helper()
+	m := c.members[i]
+	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	_ = m.cmd.Wait()
+	m.cmd = nil
+}
+
+func (c *etcdCluster) endpoints() []string {
+	var out []string
+	for _, m := range c.members {
+		out = append(out, m.client)
+	}
+	return out
+}
+
+// haClient is a browser-like client whose requests to the issuer go to the
+// replica that pick chooses for the path (or through nginx when pick
+// returns ""), keeping the issuer's Host.
+type haClient struct {
+	http   *http.Client
+	issuer *url.URL
+	pick   func(path string) string
+}
+
+func (c *haClient) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host == c.issuer.Host {
+		if addr := c.pick(r.URL.Path); addr != "" {
+			r = r.Clone(r.Context())
+			r.Host = c.issuer.Host
+			r.URL.Host = addr
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func newHAClient(issuer string, pick func(string) string) *haClient {
+	jar, _ := cookiejar.New(nil)
+	c := &haClient{issuer: mustURL(issuer), pick: pick}
+	c.http = &http.Client{Jar: jar, Transport: c, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return c
+}
+
+// do sends one request and returns the response with its body read.
+func (c *haClient) do(method, u string, form url.Values, hdr map[string]string) (*http.Response, string, error) {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Accept", "text/html")
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, string(b), err
+}
+
+// follow GETs u and follows redirects until a non-redirect answer or a URL
+// under stop; it returns the last response, its body and its URL.
+func (c *haClient) follow(u, stop string) (*http.Response, string, string, error) {
+	for range 12 {
+		resp, body, err := c.do(http.MethodGet, u, nil, nil)
+		if err != nil {
+			return nil, "", u, err
+		}
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode < 300 || resp.StatusCode > 399 || loc == "" {
+			return resp, body, u, nil
+		}
+		next, _ := url.Parse(u)
+		nu, _ := next.Parse(loc)
+		u = nu.String()
+		if stop != "" && strings.HasPrefix(u, stop) {
+			return resp, body, u, nil
+		}
+	}
+	return nil, "", u, fmt.Errorf("redirect loop at %s", u)
+}
+
+// haBroker is a deployment of three `ghbroker serve` replicas on one etcd
+// cluster, behind nginx (round robin), with the GitHub emulator.
+type haBroker struct {
+	issuer   string
+	replicas []string // host:port of each serve
+	configs  []string
+	etcd     *etcdCluster
+}
+
+const haClientSecret = "ha-rp-secret"
+
+func startHABroker(t *testing.T) *haBroker {
+	t.Helper()
+	nginxPort := freePort(t)
+	h := &haBroker{issuer: fmt.Sprintf("http://127.0.0.1:%d", nginxPort), etcd: startEtcd(t, 3)}
+
+	fx := githubfake.DefaultFixture()
+	for i := range fx.Apps {
+		fx.Apps[i].CallbackURL = h.issuer + "/callback"
+	}
+	gh := githubfake.New(fx, githubfake.Options{})
+	gh.SetAutoApprove("alice")
+	ghSrv := httptest.NewServer(gh)
+	t.Cleanup(ghSrv.Close)
+
+	var servers []string
+	for i := range 3 {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		h.replicas = append(h.replicas, addr)
+		servers = append(servers, "server "+addr+";")
+		cfg := filepath.Join(t.TempDir(), "config.yaml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf(`issuer: %s
+listen: %q
+log: {format: text, level: info}
+storage:
+  etcd:
+    endpoints: [%s]
+    dial_timeout: 5s
+    request_timeout: 3s
+github:
+  client_id: %s
+  client_secret: %s
+  url: %s
+  api_url: %s/api/v3
+  allowed_orgs: [acme]
+session:
+  allowed_redirect_domains: [127.0.0.1]
+clients:
+  - id: rp
+    secret: %s
+    redirect_uris: [http://rp.localhost/cb]
+    scopes: [openid, profile, email, groups, offline_access]
+policy:
+  default: authenticated
+`, h.issuer, addr, strings.Join(h.etcd.endpoints(), ", "), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret,
+			ghSrv.URL, ghSrv.URL, haClientSecret)), 0o600)
+		h.configs = append(h.configs, cfg)
+		start(t, "ghbroker serving", "serve", "--config", cfg)
+		_ = i
+	}
+	runNginx(t, t.TempDir(), "127.0.0.1", nginxPort, map[string]string{"site.conf": fmt.Sprintf(`
+upstream brokers {
+    %s
+}
+server {
+    listen 127.0.0.1:%d;
+    location / {
+        proxy_pass http://brokers;
+        proxy_set_header Host $http_host;
+        proxy_next_upstream error timeout;
+    }
+}
+`, strings.Join(servers, "\n    "), nginxPort)})
+	return h
+}
+
+// signIn runs /login?rd=ISSUER/ to the signed-in home page.
+func (h *haBroker) signIn(c *haClient) error {
+	resp, body, last, err := c.follow(h.issuer+"/login?rd="+url.QueryEscape(h.issuer+"/"), "")
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="signed-in"`) {
+		return &statusError{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), where: last}
+	}
+	return nil
+}
+
+// statusError is an answer other than the one wanted.
+type statusError struct {
+	status     int
+	retryAfter string
+	where      string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%d at %s (Retry-After %q)", e.status, e.where, e.retryAfter)
+}
+
+// tokens runs /authorize and /token for the rp client.
+func (h *haBroker) tokens(c *haClient) (map[string]any, error) {
+	q := url.Values{"response_type": {"code"}, "client_id": {"rp"}, "redirect_uri": {"http://rp.localhost/cb"},
+		"scope": {"openid profile email groups offline_access"}, "state": {"s"}}
+	resp, body, last, err := c.follow(h.issuer+"/authorize?"+q.Encode(), "http://rp.localhost/cb")
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(last, "http://rp.localhost/cb") {
+		return nil, fmt.Errorf("authorize ended at %s: %d %s", last, resp.StatusCode, body)
+	}
+	code := mustURL(last).Query().Get("code")
+	return h.token(c, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://rp.localhost/cb"}})
+}
+
+// token posts a grant to /token as rp.
+func (h *haBroker) token(c *haClient, form url.Values) (map[string]any, error) {
+	form.Set("client_id", "rp")
+	form.Set("client_secret", haClientSecret)
+	resp, body, err := c.do(http.MethodPost, h.issuer+"/token", form, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	_ = json.Unmarshal([]byte(body), &out)
+	if resp.StatusCode != http.StatusOK {
+		return out, &statusError{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), where: "/token: " + body}
+	}
+	return out, nil
+}
+
+// byPath routes /login and /authorize to replica 0, /callback and /token
+// to replica 1, everything else of the broker to replica 2.
+func (h *haBroker) byPath(p string) string {
+	switch {
+	case strings.HasPrefix(p, "/login"), strings.HasPrefix(p, "/authorize"):
+		return h.replicas[0]
+	case strings.HasPrefix(p, "/callback"), strings.HasPrefix(p, "/token"):
+		return h.replicas[1]
+	}
+	return h.replicas[2]
+}
+
+// TestHAReplicasOnEtcd runs three `ghbroker serve` replicas on a real
+// three-member etcd cluster behind nginx (SPEC §9): a sign-in and an OIDC
+// flow that hop across replicas, a key rotation every replica serves within
+// seconds, sign-ins that survive the SIGKILL of an etcd member, 503 with
+// Retry-After on quorum loss while checks and readiness keep answering,
+// and recovery when the members come back.
+func TestHAReplicasOnEtcd(t *testing.T) {
+	h := startHABroker(t)
+
+	// /login at A, /callback at B, the home page at C.
+	c := newHAClient(h.issuer, h.byPath)
+	if err := h.signIn(c); err != nil {
+		t.Fatalf("sign-in across replicas: %v", err)
+	}
+	// /authorize at A, /token at B, /userinfo at C.
+	tok, err := h.tokens(c)
+	if err != nil {
+		t.Fatalf("code flow across replicas: %v", err)
+	}
+	at, _ := tok["access_token"].(string)
+	resp, body, err := c.do(http.MethodGet, h.issuer+"/userinfo", nil, map[string]string{"Authorization": "Bearer " + at})
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(body, `"login":"alice"`) {
+		t.Fatalf("/userinfo at replica C: %v %v %s", err, resp, body)
+	}
+	// A refresh at B rotates the family; the old token at B again is a
+	// replay (the family is one record in etcd, whichever replica asks).
+	rt, _ := tok["refresh_token"].(string)
+	if _, err := h.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if _, err := h.token(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); err == nil {
+		t.Fatal("a used refresh token was accepted again")
+	}
+
+	// keys rotate against etcd: every replica serves the new key.
+	out, err := exec.Command(binary, "keys", "rotate", "--config", h.configs[0]).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keys rotate: %v\n%s", err, out)
+	}
+	var current string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "current" {
+			current = f[1]
+		}
+	}
+	began := time.Now()
+	for _, r := range h.replicas {
+		for {
+			if slices.Contains(jwksKIDs(t, "http://"+r+"/keys"), current) {
+				break
+			}
+			if time.Since(began) > 5*time.Second {
+				t.Fatalf("replica %s does not publish the rotated key %s within 5s", r, current)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("every replica published the rotated key within %s", time.Since(began).Round(time.Millisecond))
+
+	// Sign-ins through nginx while one etcd member is SIGKILLed: each one
+	// succeeds (a 503 with Retry-After, retried once, is a clean failure).
+	rr := func(string) string { return "" }
+	for i := range 12 {
+		if i == 4 {
+			h.etcd.kill(0)
+		}
+		b := newHAClient(h.issuer, rr)
+		err := h.signIn(b)
+		if se, ok := err.(*statusError); ok && se.status == http.StatusServiceUnavailable && se.retryAfter != "" {
+			t.Logf("sign-in %d: 503 during the member's loss; retrying", i)
+			err = h.signIn(b)
+		}
+		if err != nil {
+			t.Fatalf("sign-in %d with one etcd member down: %v", i, err)
+		}
+		if _, err := h.tokens(b); err != nil {
+			t.Fatalf("tokens %d with one etcd member down: %v", i, err)
+		}
+	}
+
+	// Quorum lost: token requests answer 503 with Retry-After within a
+	// few seconds; readiness and the check keep answering.
+	h.etcd.kill(1)
+	for _, r := range h.replicas {
+		one := newHAClient(h.issuer, func(string) string { return r })
+		began := time.Now()
+		_, err := h.token(one, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x.y"}})
+		se, ok := err.(*statusError)
+		if !ok || se.status != http.StatusServiceUnavailable || se.retryAfter == "" {
+			t.Errorf("/token at %s without quorum: %v, want 503 with Retry-After", r, err)
+		}
+		if took := time.Since(began); took > 6*time.Second {
+			t.Errorf("/token at %s took %s without quorum", r, took)
+		}
+		for _, p := range []string{"/healthz", "/readyz"} {
+			resp, _, err := one.do(http.MethodGet, h.issuer+p, nil, nil)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("%s at %s without quorum: %v %v", p, r, err, resp)
+			}
+		}
+		resp, _, err := one.do(http.MethodGet, h.issuer+"/authz", nil, map[string]string{
+			"Authorization": "Bearer " + at, "X-Forwarded-Host": "app.localhost", "X-Forwarded-Uri": "/",
+			"X-Forwarded-Proto": "http", "X-Forwarded-Method": "GET",
+		})
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("/authz at %s without quorum: %v %v", r, err, resp)
+		}
+	}
+
+	// The members come back: sign-ins work again.
+	h.etcd.run(0, "existing")
+	h.etcd.run(1, "existing")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b := newHAClient(h.issuer, rr)
+		err := h.signIn(b)
+		if err == nil {
+			if _, err = h.tokens(b); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sign-in 30s after etcd regained quorum: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// jwksKIDs fetches a JWKS and returns its kids.
+func jwksKIDs(t *testing.T, u string) []string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range set.Keys {
+		out = append(out, k.KID)
+	}
+	return out
+}
