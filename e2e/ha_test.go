@@ -215,10 +215,18 @@ type haBroker struct {
 
 const haClientSecret = "ha-rp-secret"
 
-func startHABroker(t *testing.T) *haBroker {
+// startHABroker starts the deployment: on "etcd", three replicas on a
+// three-member cluster; on "bolt", one serve on a bbolt file (the
+// baseline the benchmark compares with).
+func startHABroker(t *testing.T, engine string) *haBroker {
 	t.Helper()
 	nginxPort := freePort(t)
-	h := &haBroker{issuer: fmt.Sprintf("http://127.0.0.1:%d", nginxPort), etcd: startEtcd(t, 3)}
+	h := &haBroker{issuer: fmt.Sprintf("http://127.0.0.1:%d", nginxPort)}
+	replicas := 1
+	if engine == "etcd" {
+		h.etcd = startEtcd(t, 3)
+		replicas = 3
+	}
 
 	fx := githubfake.DefaultFixture()
 	for i := range fx.Apps {
@@ -230,19 +238,21 @@ func startHABroker(t *testing.T) *haBroker {
 	t.Cleanup(ghSrv.Close)
 
 	var servers []string
-	for i := range 3 {
+	for range replicas {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		h.replicas = append(h.replicas, addr)
 		servers = append(servers, "server "+addr+";")
-		cfg := filepath.Join(t.TempDir(), "config.yaml")
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "config.yaml")
+		storage := fmt.Sprintf("  bolt: {path: %s}", filepath.Join(dir, "ghbroker.db"))
+		if h.etcd != nil {
+			storage = fmt.Sprintf("  etcd:\n    endpoints: [%s]\n    dial_timeout: 5s\n    request_timeout: 3s", strings.Join(h.etcd.endpoints(), ", "))
+		}
 		os.WriteFile(cfg, []byte(fmt.Sprintf(`issuer: %s
 listen: %q
 log: {format: text, level: info}
 storage:
-  etcd:
-    endpoints: [%s]
-    dial_timeout: 5s
-    request_timeout: 3s
+%s
 github:
   client_id: %s
   client_secret: %s
@@ -258,11 +268,10 @@ clients:
     scopes: [openid, profile, email, groups, offline_access]
 policy:
   default: authenticated
-`, h.issuer, addr, strings.Join(h.etcd.endpoints(), ", "), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret,
+`, h.issuer, addr, storage, fx.Apps[0].ClientID, fx.Apps[0].ClientSecret,
 			ghSrv.URL, ghSrv.URL, haClientSecret)), 0o600)
 		h.configs = append(h.configs, cfg)
 		start(t, "ghbroker serving", "serve", "--config", cfg)
-		_ = i
 	}
 	runNginx(t, t.TempDir(), "127.0.0.1", nginxPort, map[string]string{"site.conf": fmt.Sprintf(`
 upstream brokers {
@@ -353,7 +362,7 @@ func (h *haBroker) byPath(p string) string {
 // Retry-After on quorum loss while checks and readiness keep answering,
 // and recovery when the members come back.
 func TestHAReplicasOnEtcd(t *testing.T) {
-	h := startHABroker(t)
+	h := startHABroker(t, "etcd")
 
 	// /login at A, /callback at B, the home page at C.
 	c := newHAClient(h.issuer, h.byPath)
