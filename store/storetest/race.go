@@ -22,6 +22,33 @@ func (s *suite) testRaces(t *testing.T) {
 	t.Run("RedeemOnce", s.testRedeemOnce)
 	t.Run("NestedUpdate", s.testNestedUpdate)
 	t.Run("RotateOnce", s.testRotateOnce)
+	t.Run("SecretOnce", s.testSecretOnce)
+}
+
+// testSecretOnce has goroutines on every handle ask for one missing secret
+// at once, each with a generator of its own: they all get one value.
+func (s *suite) testSecretOnce(t *testing.T) {
+	st, clk := s.newStore(t)
+	hs := s.handles(t, st, clk)
+	got := make([][]byte, goroutines)
+	var wg sync.WaitGroup
+	for i := range goroutines {
+		wg.Go(func() {
+			v, err := hs[i%len(hs)].GetOrCreateSecret(t.Context(), "cookie", func() ([]byte, error) {
+				return []byte(fmt.Sprintf("secret-%d", i)), nil
+			})
+			if err != nil {
+				t.Errorf("GetOrCreateSecret: %v", err)
+			}
+			got[i] = v
+		})
+	}
+	wg.Wait()
+	for i, v := range got {
+		if string(v) != string(got[0]) {
+			t.Fatalf("goroutine %d got secret %q, goroutine 0 got %q: one secret must win", i, v, got[0])
+		}
+	}
 }
 
 // familyWriters is how many goroutines rotate one refresh family.
