@@ -134,3 +134,37 @@ func TestEtcdUnreachableAtStart(t *testing.T) {
 		t.Errorf("serve with etcd unreachable: exit %d, %q", code, errs)
 	}
 }
+
+// TestEtcdMutualTLS serves against an etcd that requires client
+// certificates, through storage.etcd.tls; without the client certificate
+// the cluster refuses the broker at start-up.
+func TestEtcdMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	serverTLS, clientTLS, err := etcdtest.WriteCerts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := etcdtest.NewTLS(dir, &serverTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	addr := freeAddr(t)
+	tlsYAML := fmt.Sprintf("    tls: {ca_file: %s, cert_file: %s, key_file: %s}\n", clientTLS.CA, clientTLS.Cert, clientTLS.Key)
+	cfg := writeEtcdConfig(t, t.TempDir(), addr, srv.Endpoints(), srv.Prefix(), "")
+	raw, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "    request_timeout: 1s\n", "    request_timeout: 1s\n"+tlsYAML, 1)), 0o600)
+	a := startApp(t, cfg)
+	if got := kids(fetchJWKS(t, "http://"+addr)); len(got) != 2 || a.keys.Keys().Current == nil {
+		t.Fatalf("JWKS over mTLS etcd: %v", got)
+	}
+
+	// The CA alone, no client certificate: refused.
+	noCert := writeEtcdConfig(t, t.TempDir(), freeAddr(t), srv.Endpoints(), srv.Prefix(), "")
+	raw, _ = os.ReadFile(noCert)
+	os.WriteFile(noCert, []byte(strings.Replace(string(raw), "    request_timeout: 1s\n",
+		"    request_timeout: 1s\n    tls: {ca_file: "+clientTLS.CA+"}\n", 1)), 0o600)
+	if code, _, errs := runCmd(t, nil, "keys", "list", "--config", noCert); code != exitRuntime || !strings.Contains(errs, "did not answer") {
+		t.Errorf("without a client certificate: exit %d, %q", code, errs)
+	}
+}

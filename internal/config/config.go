@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 
@@ -143,7 +144,20 @@ func (t EtcdTLS) Config() (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot load cert_file %s with key_file %s: %v", t.CertFile, t.KeyFile, err)
 		}
-		c.Certificates = []tls.Certificate{cert}
+		// Read the pair again at every handshake, so that a renewed
+		// certificate (cert-manager rewrites the mounted Secret) is used
+		// without a restart; keep the last good one if the files are
+		// mid-update.
+		var mu sync.Mutex
+		last := &cert
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if fresh, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err == nil {
+				last = &fresh
+			}
+			return last, nil
+		}
 	}
 	return c, nil
 }

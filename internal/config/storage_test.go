@@ -1,7 +1,16 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,5 +76,49 @@ func TestBadStorage(t *testing.T) {
 				t.Errorf("error %q does not point at %q", msg, prefix)
 			}
 		})
+	}
+}
+
+// TestEtcdTLSReloadsClientCertificate: a renewed client certificate on
+// disk is used at the next handshake, without a restart.
+func TestEtcdTLSReloadsClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	write := func(cn string) {
+		t.Helper()
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		kd, _ := x509.MarshalPKCS8PrivateKey(key)
+		os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+		os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600)
+	}
+	write("first")
+	c, err := EtcdTLS{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key")}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn := func() string {
+		t.Helper()
+		cert, err := c.GetClientCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.Subject.CommonName
+	}
+	if got := cn(); got != "first" {
+		t.Fatalf("client certificate %q, want first", got)
+	}
+	write("renewed")
+	if got := cn(); got != "renewed" {
+		t.Errorf("after renewal the client certificate is %q, want renewed", got)
+	}
+	os.WriteFile(filepath.Join(dir, "tls.key"), []byte("half-written"), 0o600)
+	if got := cn(); got != "renewed" {
+		t.Errorf("with the files mid-update the client certificate is %q, want the last good one", got)
 	}
 }

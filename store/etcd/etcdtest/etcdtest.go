@@ -39,12 +39,16 @@ type Server struct {
 // New starts a server whose data lives in a new directory under dir (the
 // system's temporary directory when dir is empty). Close stops it and
 // removes the directory.
-func New(dir string) (*Server, error) {
+func New(dir string) (*Server, error) { return NewTLS(dir, nil) }
+
+// NewTLS is New with the client port on https with tls, requiring client
+// certificates signed by tls.CA (see WriteCerts).
+func NewTLS(dir string, tls *TLSFiles) (*Server, error) {
 	var lastErr error
 	// The free ports may be taken between choosing and binding them:
 	// try a few times.
 	for range 3 {
-		s, err := start(dir)
+		s, err := start(dir, tls)
 		if err == nil {
 			return s, nil
 		}
@@ -53,7 +57,7 @@ func New(dir string) (*Server, error) {
 	return nil, lastErr
 }
 
-func start(parent string) (*Server, error) {
+func start(parent string, tls *TLSFiles) (*Server, error) {
 	dir, err := os.MkdirTemp(parent, "etcdtest-")
 	if err != nil {
 		return nil, fmt.Errorf("etcdtest: %w", err)
@@ -64,6 +68,9 @@ func start(parent string) (*Server, error) {
 		return nil, err
 	}
 	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
+	if tls != nil {
+		client.Scheme = "https"
+	}
 	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
 	cfg := embed.NewConfig()
 	cfg.Name = "etcdtest"
@@ -73,6 +80,10 @@ func start(parent string) (*Server, error) {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	if tls != nil {
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = tls.Cert, tls.Key
+		cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = tls.CA, true
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		os.RemoveAll(dir)
