@@ -19,7 +19,7 @@ import (
 // TestStoreOutage stops etcd under a signed-in broker: sign-in at
 // /callback, /authorize, /token and /userinfo answer 503 with Retry-After
 // within a few seconds (never a hang, never a 500), and /healthz and
-// /readyz stay 200, since readiness means "can answer checks" (SPEC §9).
+// /readyz stay 200, since readiness means "can answer checks" (docs/ha.md).
 func TestStoreOutage(t *testing.T) {
 	srv := etcdtest.Start(t)
 	o := oidcWorldOptions()

@@ -89,7 +89,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // The store is deliberately not asked: while it is unavailable sign-ins and
 // token requests answer 503, but every check keeps answering, and failing
 // readiness would pull every replica out of its Service and turn a store
-// outage into an outage of every tool behind the gateway (SPEC §9).
+// outage into an outage of every tool behind the gateway (docs/ha.md).
 func (s *Server) ready(context.Context) error {
 	if s.keys.LoadedAt().IsZero() {
 		return errors.New("signing keys not loaded")

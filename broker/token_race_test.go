@@ -64,7 +64,7 @@ func postToken(c *http.Client, w *world, form url.Values) (tokenAnswer, error) {
 }
 
 // TestCodeRaceRevokesWinner has 20 clients redeem one code at the same
-// instant (SPEC §9): at most one gets tokens, every other is a second use
+// instant (docs/ha.md): at most one gets tokens, every other is a second use
 // (invalid_grant), and after the race the refresh token of whoever got
 // tokens is refused, since a second use revokes what the first issued.
 // Whether the winner still gets its tokens depends on whether a loser

@@ -356,7 +356,7 @@ func (h *haBroker) byPath(p string) string {
 }
 
 // TestHAReplicasOnEtcd runs three `ghbroker serve` replicas on a real
-// three-member etcd cluster behind nginx (SPEC §9): a sign-in and an OIDC
+// three-member etcd cluster behind nginx (docs/ha.md): a sign-in and an OIDC
 // flow that hop across replicas, a key rotation every replica serves within
 // seconds, sign-ins that survive the SIGKILL of an etcd member, 503 with
 // Retry-After on quorum loss while checks and readiness keep answering,

@@ -78,7 +78,7 @@ var errCodeChecked = errors.New("code checked")
 // exchangeCode redeems an authorization code (RFC 6749 §4.1.3). A code is
 // good once, cluster-wide: of concurrent exchanges exactly one finds it
 // unused (the store's update is a compare-and-swap), and every other use is
-// a replay that revokes what the first issued (RFC 6749 §4.1.2, SPEC §5).
+// a replay that revokes what the first issued (RFC 6749 §4.1.2).
 //
 // A replay can arrive while the first use is still issuing, before its
 // refresh family exists, so revoking the family alone would miss it. The

@@ -77,7 +77,7 @@ type Storage struct {
 	Etcd *Etcd `yaml:"etcd"`
 }
 
-// Etcd configures the etcd store (SPEC §9).
+// Etcd configures the etcd store (docs/ha.md).
 type Etcd struct {
 	// Endpoints are the client URLs of the etcd members (http or https).
 	// Required.
