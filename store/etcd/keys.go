@@ -119,14 +119,22 @@ func (s *Store) WatchKeys(ctx context.Context) <-chan struct{} {
 				cancel()
 			}
 		}()
-		for attempt := 0; ctx.Err() == nil && !s.closed.Load(); attempt++ {
-			if attempt > 0 {
-				notify()
-			}
-			for resp := range s.cli.Watch(clientv3.WithRequireLeader(ctx), s.keysKey()) {
-				if resp.Err() != nil {
-					s.log.Warn("etcd store: watch of the key set interrupted; re-establishing it", "err", resp.Err())
+		wait := time.Second
+		for first := true; ctx.Err() == nil && !s.closed.Load(); first = false {
+			// WithCreatedNotify: the first response says the watch is
+			// established; only then can a change missed while it was
+			// down be read back, so only then is it reported.
+			for resp := range s.cli.Watch(clientv3.WithRequireLeader(ctx), s.keysKey(), clientv3.WithCreatedNotify()) {
+				if err := resp.Err(); err != nil {
+					s.log.Warn("etcd store: watch of the key set interrupted; re-establishing it", "err", err)
 					break
+				}
+				if resp.Created {
+					wait = time.Second
+					if !first {
+						notify()
+					}
+					continue
 				}
 				if len(resp.Events) > 0 {
 					notify()
@@ -134,8 +142,9 @@ func (s *Store) WatchKeys(ctx context.Context) <-chan struct{} {
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Second):
+			case <-time.After(wait):
 			}
+			wait = min(2*wait, 10*time.Second)
 		}
 	})
 	return ch
