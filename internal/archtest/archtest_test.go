@@ -19,6 +19,10 @@ var forbidden = map[string][]string{
 	"authz/verify": {"authz", "broker", "store", "store/bolt", "store/memory", "keys", "internal/githubfake"},
 	"keys":         {"broker", "authz", "store/bolt", "store/memory"},
 	"store":        {"keys", "broker", "authz", "claims"},
+	// Engines sit below everything but the contract.
+	"store/etcd": {"keys", "broker", "authz", "claims", "store/bolt", "store/memory", "internal/config"},
+	// The binary never links the embedded test server or the suite.
+	"cmd/ghbroker": {"store/etcd/etcdtest", "store/storetest", "store/memory"},
 	"claims":       {"*"},
 	"web":          {"*"},
 	"broker":       {"store/bolt", "internal/githubfake", "cmd/ghbroker"},
