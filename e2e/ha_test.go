@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -209,6 +211,7 @@ func (c *haClient) follow(u, stop string) (*http.Response, string, string, error
 type haBroker struct {
 	issuer   string
 	replicas []string // host:port of each serve
+	procs    []*proc  // the serve processes, in the same order
 	configs  []string
 	etcd     *etcdCluster
 }
@@ -271,7 +274,7 @@ policy:
 `, h.issuer, addr, storage, fx.Apps[0].ClientID, fx.Apps[0].ClientSecret,
 			ghSrv.URL, ghSrv.URL, haClientSecret)), 0o600)
 		h.configs = append(h.configs, cfg)
-		start(t, "ghbroker serving", "serve", "--config", cfg)
+		h.procs = append(h.procs, start(t, "ghbroker serving", "serve", "--config", cfg))
 	}
 	runNginx(t, t.TempDir(), "127.0.0.1", nginxPort, map[string]string{"site.conf": fmt.Sprintf(`
 upstream brokers {
@@ -289,6 +292,23 @@ server {
 	return h
 }
 
+// dumpLogs logs what the replicas logged at warn and above.
+func (h *haBroker) dumpLogs(t *testing.T) {
+	for i, p := range h.procs {
+		for {
+			select {
+			case l := <-p.lines:
+				if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+					t.Logf("replica %d: %s", i, l)
+				}
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
 // signIn runs /login?rd=ISSUER/ to the signed-in home page.
 func (h *haBroker) signIn(c *haClient) error {
 	resp, body, last, err := c.follow(h.issuer+"/login?rd="+url.QueryEscape(h.issuer+"/"), "")
@@ -299,6 +319,23 @@ func (h *haBroker) signIn(c *haClient) error {
 		return &statusError{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), where: last}
 	}
 	return nil
+}
+
+// cleanFailure reports whether an answer is how a request in flight on a
+// lost part fails: 503 with Retry-After (etcd), nginx's 502 (the replica
+// died under a POST), or the "start again" page of a /callback that nginx
+// sent on to another replica after the first had already spent GitHub's
+// code (nginx retries a GET whose upstream died).
+func cleanFailure(se *statusError) bool {
+	switch {
+	case se.status == http.StatusServiceUnavailable && se.retryAfter != "":
+		return true
+	case se.status == http.StatusBadGateway:
+		return true
+	case se.status == http.StatusBadRequest && strings.Contains(se.where, "/callback"):
+		return true
+	}
+	return false
 }
 
 // statusError is an answer other than the one wanted.
@@ -321,6 +358,9 @@ func (h *haBroker) tokens(c *haClient) (map[string]any, error) {
 		return nil, err
 	}
 	if !strings.HasPrefix(last, "http://rp.localhost/cb") {
+		if resp.StatusCode != http.StatusOK {
+			return nil, &statusError{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), where: last}
+		}
 		return nil, fmt.Errorf("authorize ended at %s: %d %s", last, resp.StatusCode, body)
 	}
 	code := mustURL(last).Query().Get("code")
@@ -358,7 +398,8 @@ func (h *haBroker) byPath(p string) string {
 // TestHAReplicasOnEtcd runs three `ghbroker serve` replicas on a real
 // three-member etcd cluster behind nginx (docs/ha.md): a sign-in and an OIDC
 // flow that hop across replicas, a key rotation every replica serves within
-// seconds, sign-ins that survive the SIGKILL of an etcd member, 503 with
+// seconds, concurrent sign-ins that survive the SIGKILL of an etcd member
+// and of a broker replica, 503 with
 // Retry-After on quorum loss while checks and readiness keep answering,
 // and recovery when the members come back.
 func TestHAReplicasOnEtcd(t *testing.T) {
@@ -414,26 +455,59 @@ func TestHAReplicasOnEtcd(t *testing.T) {
 	}
 	t.Logf("every replica published the rotated key within %s", time.Since(began).Round(time.Millisecond))
 
-	// Sign-ins through nginx while one etcd member is SIGKILLed: each one
-	// succeeds (a 503 with Retry-After, retried once, is a clean failure).
+	// Sign-ins and code flows through nginx, four at a time, while one
+	// etcd member and then one broker replica are SIGKILLed. Every one
+	// succeeds; a request that was in flight on a lost part may fail
+	// cleanly once (503 with Retry-After, or nginx's 502 for a POST on the
+	// killed replica) and is retried.
 	rr := func(string) string { return "" }
-	for i := range 12 {
-		if i == 4 {
-			h.etcd.kill(0)
-		}
-		b := newHAClient(h.issuer, rr)
-		err := h.signIn(b)
-		if se, ok := err.(*statusError); ok && se.status == http.StatusServiceUnavailable && se.retryAfter != "" {
-			t.Logf("sign-in %d: 503 during the member's loss; retrying", i)
-			err = h.signIn(b)
-		}
-		if err != nil {
-			t.Fatalf("sign-in %d with one etcd member down: %v", i, err)
-		}
-		if _, err := h.tokens(b); err != nil {
-			t.Fatalf("tokens %d with one etcd member down: %v", i, err)
-		}
+	var done atomic.Int32
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 6 {
+				var err error
+				for attempt := range 2 {
+					b := newHAClient(h.issuer, rr)
+					if err = h.signIn(b); err == nil {
+						_, err = h.tokens(b)
+					}
+					se, ok := err.(*statusError)
+					if err == nil || !ok || attempt == 1 || !cleanFailure(se) {
+						break
+					}
+					t.Logf("worker %d, flow %d: %v while a part was lost; retrying", w, i, err)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("worker %d, flow %d: %w", w, i, err)
+					return
+				}
+				done.Add(1)
+			}
+		})
 	}
+	for done.Load() < 4 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.etcd.kill(0)
+	for done.Load() < 12 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = h.procs[2].cmd.Process.Kill()
+	h.replicas = h.replicas[:2]
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("with an etcd member and a broker replica lost: %v", err)
+	}
+	if t.Failed() || os.Getenv("HA_DUMP") != "" {
+		h.dumpLogs(t)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("%d sign-ins and code flows completed across the losses", done.Load())
 
 	// Quorum lost: token requests answer 503 with Retry-After within a
 	// few seconds; readiness and the check keep answering.

@@ -74,6 +74,11 @@ type Options struct {
 	// RequestTimeout bounds every store call, retries included.
 	// Default DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// AttemptTimeout bounds one request to etcd within a call, so that a
+	// request stuck on a member that lost its leader is tried again after
+	// the election rather than waited for. Default a third of
+	// RequestTimeout, at least 300ms.
+	AttemptTimeout time.Duration
 	// MaxAttempts bounds the transactions one read-modify-write tries
 	// before it gives up on contention. Default DefaultMaxAttempts.
 	MaxAttempts int
@@ -104,15 +109,17 @@ type Options struct {
 // Store is a store.Store on etcd. It is safe for concurrent use, by any
 // number of processes sharing the cluster and the prefix.
 type Store struct {
-	cli         *clientv3.Client
-	prefix      string
-	endpoints   []string
-	now         func() time.Time
-	log         *slog.Logger
-	timeout     time.Duration
-	maxAttempts int
-	sem         chan struct{}
-	metrics     *metrics
+	cli       *clientv3.Client
+	prefix    string
+	endpoints []string
+	now       func() time.Time
+	log       *slog.Logger
+	timeout   time.Duration
+	// attemptTimeout bounds one RPC within a call (see within).
+	attemptTimeout time.Duration
+	maxAttempts    int
+	sem            chan struct{}
+	metrics        *metrics
 
 	closed atomic.Bool
 	// bg is done once Close is called; background work ends with it.
@@ -201,6 +208,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = DefaultRequestTimeout
 	}
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = max(opts.RequestTimeout/3, 300*time.Millisecond)
+	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = DefaultMaxAttempts
 	}
@@ -234,7 +244,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		cli: cli, prefix: opts.Prefix, endpoints: opts.Endpoints, now: opts.Now, log: opts.Logger,
-		timeout: opts.RequestTimeout, maxAttempts: opts.MaxAttempts,
+		timeout: opts.RequestTimeout, attemptTimeout: opts.AttemptTimeout, maxAttempts: opts.MaxAttempts,
 		sem: make(chan struct{}, opts.MaxInFlight), metrics: m,
 	}
 	for i := range s.stripes {

@@ -60,7 +60,7 @@ func (s *Store) UpdateKeys(ctx context.Context, fn func(old store.Keys) (store.K
 		if err != nil {
 			return err
 		}
-		for attempt := 1; ; attempt++ {
+		for attempt, unsure := 1, 0; ; attempt++ {
 			var old store.Keys
 			cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 			if kv != nil {
@@ -78,14 +78,34 @@ func (s *Store) UpdateKeys(ctx context.Context, fn func(old store.Keys) (store.K
 				return invalid("encode keys: %v", err)
 			}
 			data, _ := json.Marshal(envelope{V: recordVersion, R: r})
-			resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(data))).Else(clientv3.OpGet(key)).Commit()
-			if err != nil {
+			resp, err := within(s, ctx, func(c context.Context) (*clientv3.TxnResponse, error) {
+				return s.cli.Txn(c).If(cmp).Then(clientv3.OpPut(key, string(data))).Else(clientv3.OpGet(key)).Commit()
+			})
+			if transient(err) {
+				// Done or not? Our value at a newer revision: done. The
+				// revision we read: not done, try again. Else another
+				// replica's, as after a lost compare-and-swap.
+				cur, rerr := s.getKV(ctx, key)
+				switch {
+				case rerr != nil:
+					return err
+				case cur != nil && (kv == nil || cur.ModRevision != kv.ModRevision) && string(cur.Value) == string(data):
+					return nil
+				case (cur == nil && kv == nil) || (cur != nil && kv != nil && cur.ModRevision == kv.ModRevision):
+					if !s.again(ctx, unsure) {
+						return err
+					}
+					unsure++
+					continue
+				}
+				kv = cur
+			} else if err != nil {
 				return err
-			}
-			if resp.Succeeded {
+			} else if resp.Succeeded {
 				return nil
+			} else {
+				kv = elseKV(resp, 0)
 			}
-			kv = elseKV(resp, 0)
 			if err := s.backoff(ctx, attempt); err != nil {
 				return err
 			}
@@ -191,11 +211,20 @@ func (s *Store) GetOrCreateSecret(ctx context.Context, name string, gen func() (
 		}
 		r, _ := json.Marshal(v)
 		data, _ := json.Marshal(envelope{V: recordVersion, R: r})
-		resp, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(data))).
-			Else(clientv3.OpGet(key)).
-			Commit()
+		// Create-if-absent is safe to repeat: if a first attempt did
+		// commit, the repeat finds the key and reads back its value.
+		var resp *clientv3.TxnResponse
+		err = s.repeat(ctx, func() error {
+			var err error
+			resp, err = within(s, ctx, func(c context.Context) (*clientv3.TxnResponse, error) {
+				return s.cli.Txn(c).
+					If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+					Then(clientv3.OpPut(key, string(data))).
+					Else(clientv3.OpGet(key)).
+					Commit()
+			})
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ type metrics struct {
 	unavailable   prometheus.Counter
 	conflicts     prometheus.Counter
 	exhausted     prometheus.Counter
+	transient     prometheus.Counter
 	leaderChanges prometheus.Counter
 	up            prometheus.Gauge
 	endpointUp    *prometheus.GaugeVec
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ghbroker_store_cas_exhausted_total",
 			Help: "Read-modify-writes that gave up after their last allowed attempt.",
 		}),
+		transient: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ghbroker_store_transient_retries_total",
+			Help: "Steps etcd refused for a moment (no leader, leader changed, no connection) and the store tried again.",
+		}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ghbroker_store_etcd_leader_changes_seen_total",
 			Help: "Changes of the etcd leader this process has seen.",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"endpoint"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.duration, m.failures, m.unavailable, m.conflicts, m.exhausted, m.leaderChanges, m.up, m.endpointUp} {
+		for _, c := range []prometheus.Collector{m.duration, m.failures, m.unavailable, m.conflicts, m.exhausted, m.transient, m.leaderChanges, m.up, m.endpointUp} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -46,11 +46,15 @@ func (s *Store) backoff(ctx context.Context, attempt int) error {
 
 // getKV returns the stored key, or nil when it is absent.
 func (s *Store) getKV(ctx context.Context, key string) (*mvccpb.KeyValue, error) {
-	resp, err := s.cli.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return first(resp.Kvs), nil
+	var kv *mvccpb.KeyValue
+	err := s.repeat(ctx, func() error {
+		resp, err := within(s, ctx, func(c context.Context) (*clientv3.GetResponse, error) { return s.cli.Get(c, key) })
+		if err == nil {
+			kv = first(resp.Kvs)
+		}
+		return err
+	})
+	return kv, err
 }
 
 // first returns the first of kvs, or nil.
@@ -113,7 +117,14 @@ func (l *lease) get(ctx context.Context, expires time.Time) (clientv3.LeaseID, e
 		return l.id, nil
 	}
 	l.release(ctx)
-	resp, err := l.s.cli.Grant(ctx, l.s.leaseTTL(expires))
+	var resp *clientv3.LeaseGrantResponse
+	err := l.s.repeat(ctx, func() error {
+		var err error
+		resp, err = within(l.s, ctx, func(c context.Context) (*clientv3.LeaseGrantResponse, error) {
+			return l.s.cli.Grant(c, l.s.leaseTTL(expires))
+		})
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -178,12 +189,39 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 		gets[i] = clientv3.OpGet(k)
 	}
 	var dead []clientv3.LeaseID
-	for attempt := 1; ; attempt++ {
-		resp, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
-		if err != nil {
+	for attempt, unsure := 1, 0; ; attempt++ {
+		resp, err := within(s, ctx, func(c context.Context) (*clientv3.TxnResponse, error) {
+			return s.cli.Txn(c).If(cmps...).Then(puts...).Else(gets...).Commit()
+		})
+		var current []*mvccpb.KeyValue
+		switch {
+		case transient(err):
+			// Done or not? The transaction is atomic: read the first key
+			// back; our value on our lease means it committed.
+			kv, rerr := s.getKV(ctx, keys[0])
+			if rerr != nil {
+				return err
+			}
+			if kv != nil && clientv3.LeaseID(kv.Lease) == id && string(kv.Value) == values[0] {
+				resp, err = &clientv3.TxnResponse{Succeeded: true}, nil
+				break
+			}
+			if !s.again(ctx, unsure) {
+				return err
+			}
+			unsure++
+			for _, k := range keys {
+				kv, rerr := s.getKV(ctx, k)
+				if rerr != nil {
+					return err
+				}
+				current = append(current, kv)
+			}
+			err = nil
+		case err != nil:
 			return err
 		}
-		if resp.Succeeded {
+		if resp != nil && resp.Succeeded {
 			l.used = true
 			for _, d := range dead {
 				if d != id {
@@ -192,9 +230,14 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 			}
 			return nil
 		}
+		if current == nil {
+			for i := range keys {
+				current = append(current, elseKV(resp, i))
+			}
+		}
 		dead = dead[:0]
 		for i, k := range keys {
-			kv := elseKV(resp, i)
+			kv := current[i]
 			if kv == nil {
 				cmps[i] = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
 				continue
@@ -252,7 +295,7 @@ func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T
 		}
 		l := &lease{s: s}
 		defer l.release(ctx)
-		for attempt := 1; ; attempt++ {
+		for attempt, unsure := 1, 0; ; attempt++ {
 			var old T
 			oh, err := s.live(kv, &old)
 			if err != nil {
@@ -275,12 +318,38 @@ func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T
 					return err
 				}
 			}
-			resp, err := s.cli.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-				Then(clientv3.OpPut(key, data, clientv3.WithLease(leaseID))).
-				Else(clientv3.OpGet(key)).
-				Commit()
+			resp, err := within(s, ctx, func(c context.Context) (*clientv3.TxnResponse, error) {
+				return s.cli.Txn(c).
+					If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+					Then(clientv3.OpPut(key, data, clientv3.WithLease(leaseID))).
+					Else(clientv3.OpGet(key)).
+					Commit()
+			})
+			if transient(err) {
+				// Done or not? Read the key back: our value at a newer
+				// revision means it committed; the revision we read means
+				// it did not (try again); anything else is another
+				// writer's, as after a lost compare-and-swap.
+				cur, rerr := s.getKV(ctx, key)
+				switch {
+				case rerr != nil:
+					return err
+				case cur != nil && cur.ModRevision != kv.ModRevision && string(cur.Value) == data:
+					resp, err = &clientv3.TxnResponse{Succeeded: true}, nil
+				case cur != nil && cur.ModRevision == kv.ModRevision:
+					if !s.again(ctx, unsure) {
+						return err
+					}
+					unsure++
+					continue
+				default:
+					resp, err = nil, nil
+					kv = cur
+				}
+			}
 			switch {
+			case resp == nil && err == nil:
+				// Another writer's value, read back above.
 			case errors.Is(err, rpctypes.ErrLeaseNotFound):
 				// The record's lease fired (or was revoked by a
 				// concurrent writer) after the read: read again.
@@ -320,15 +389,28 @@ func (s *Store) remove(ctx context.Context, kind, id string) error {
 		if err != nil {
 			return err
 		}
-		for attempt := 1; ; attempt++ {
+		for attempt, unsure := 1, 0; ; attempt++ {
 			if _, err := s.live(kv, nil); err != nil {
 				return err
 			}
-			resp, err := s.cli.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-				Then(clientv3.OpDelete(key)).
-				Else(clientv3.OpGet(key)).
-				Commit()
+			resp, err := within(s, ctx, func(c context.Context) (*clientv3.TxnResponse, error) {
+				return s.cli.Txn(c).
+					If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+					Then(clientv3.OpDelete(key)).
+					Else(clientv3.OpGet(key)).
+					Commit()
+			})
+			if transient(err) {
+				// Still the version we read: the delete did not happen,
+				// try again. Gone or changed: whether it was this delete
+				// is unknown, and only one delete may report success.
+				cur, rerr := s.getKV(ctx, key)
+				if rerr == nil && cur != nil && cur.ModRevision == kv.ModRevision && s.again(ctx, unsure) {
+					unsure++
+					continue
+				}
+				return err
+			}
 			if err != nil {
 				return err
 			}
