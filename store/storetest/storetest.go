@@ -4,8 +4,11 @@
 //
 // It owns the storage contract as executable checks: expiry read through
 // the store's clock, ErrNotFound and ErrAlreadyExists, update closures that
-// abort cleanly, single-use login states, copies rather than shared memory,
-// serialised read-modify-writes, Sweep and Close. It does not test anything
+// abort cleanly, copies rather than shared memory, read-modify-writes that
+// lose no update however many writers race (on several handles, for an
+// engine that replicas share: Replicas), single use with one winner, one
+// key rotation per period, expiry observed (by the clock, or by the engine
+// in real time: ExpiresByLease), Sweep and Close. It does not test anything
 // engine-specific (file locking, on-disk format); each engine tests that
 // itself.
 package storetest
