@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -303,4 +304,83 @@ func TestBoundedInFlight(t *testing.T) {
 	if took := time.Since(began); took > 2*time.Second {
 		t.Errorf("10 calls on a budget of 2 took %s, want about one request timeout", took)
 	}
+}
+
+// TestPasswordAuth runs the conformance-relevant calls as an etcd user
+// whose role may read and write only the prefix (etcd RBAC, as docs/ha.md
+// advises); a wrong password fails Open.
+func TestPasswordAuth(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := t.Context()
+	const prefix = "/ghbroker/"
+	for _, step := range []func() error{
+		func() error { _, err := c.UserAdd(ctx, "root", "root-pw"); return err },
+		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := c.UserAdd(ctx, "ghbroker", "s3cret"); return err },
+		func() error { _, err := c.RoleAdd(ctx, "ghbroker"); return err },
+		func() error {
+			_, err := c.RoleGrantPermission(ctx, "ghbroker", prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := c.UserGrantRole(ctx, "ghbroker", "ghbroker"); return err },
+		func() error { _, err := c.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	st, err := etcd.Open(ctx, etcd.Options{Endpoints: srv.Endpoints(), Username: "ghbroker", Password: "s3cret", MonitorEvery: 50 * time.Millisecond, Registerer: reg})
+	if err != nil {
+		t.Fatalf("Open as ghbroker: %v", err)
+	}
+	defer st.Close()
+	now := time.Now()
+	if err := st.CreateSession(ctx, store.Session{ID: "s", Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatalf("CreateSession as ghbroker: %v", err)
+	}
+	if err := st.UpdateSession(ctx, "s", func(s store.Session) (store.Session, error) { s.Expires = now.Add(2 * time.Hour); return s, nil }); err != nil {
+		t.Fatalf("UpdateSession (new lease, old revoked) as ghbroker: %v", err)
+	}
+	if err := st.DeleteSession(ctx, "s"); err != nil {
+		t.Fatalf("DeleteSession as ghbroker: %v", err)
+	}
+	if _, err := st.GetOrCreateSecret(ctx, "cookie", func() ([]byte, error) { return []byte("x"), nil }); err != nil {
+		t.Fatalf("GetOrCreateSecret as ghbroker: %v", err)
+	}
+	// The monitor's status checks work as this user too.
+	deadline := time.Now().Add(5 * time.Second)
+	for gauge(t, reg, "ghbroker_store_etcd_endpoint_up") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the endpoint never showed as up to a status check as ghbroker")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	_, err = etcd.Open(ctx, etcd.Options{Endpoints: srv.Endpoints(), Username: "ghbroker", Password: "wrong", DialTimeout: time.Second, MonitorEvery: -1})
+	if err == nil {
+		t.Fatal("Open with a wrong password succeeded")
+	}
+	t.Log(err)
+}
+
+// gauge returns the value of the first series of the gauge name in reg, or
+// -1.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
