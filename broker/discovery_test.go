@@ -48,7 +48,7 @@ func newBroker(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(broker.Config{Keys: km, Store: st, Handlers: []broker.Handler{provider}})
+	b, err := broker.New(broker.Config{Keys: km, Handlers: []broker.Handler{provider}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestHSTS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(broker.Config{Keys: km, Store: st, HSTSMaxAge: 365 * 24 * time.Hour})
+	b, err := broker.New(broker.Config{Keys: km, HSTSMaxAge: 365 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,9 @@ type worldOptions struct {
 	boltPath string
 	// deviceLimits bounds wrong user codes (zero: the defaults).
 	deviceLimits device.Limits
+	// store, when set, opens the store on the world's clock (instead of
+	// memory or boltPath).
+	store func(t testing.TB, now func() time.Time) store.Store
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -87,14 +90,17 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	t.Cleanup(w.ghSrv.Close)
 
 	var err error
-	if o.boltPath != "" {
+	switch {
+	case o.store != nil:
+		w.store = o.store(t, w.clock.Now)
+	case o.boltPath != "":
 		bs, err := bolt.Open(o.boltPath, bolt.Options{Now: w.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { bs.Close() })
 		w.store = bs
-	} else {
+	default:
 		w.store = memory.New(memory.Options{Now: w.clock.Now})
 	}
 	w.keys, err = keys.NewManager(context.Background(), w.store, keys.Options{Now: w.clock.Now})
@@ -161,7 +167,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.broker, err = broker.New(broker.Config{Keys: w.keys, Store: w.store, Handlers: []broker.Handler{signIn, provider, w.device}, Logger: logger})
+	w.broker, err = broker.New(broker.Config{Keys: w.keys, Handlers: []broker.Handler{signIn, provider, w.device}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

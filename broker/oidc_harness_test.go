@@ -29,7 +29,12 @@ func rpCallback(w *world) string {
 // second confidential "other", and a public "cli" (PKCE required).
 func oidcWorld(t testing.TB) *world {
 	t.Helper()
-	return newWorld(t, worldOptions{clients: func(w *world) []brokeroidc.Client {
+	return newWorld(t, oidcWorldOptions())
+}
+
+// oidcWorldOptions are the options of oidcWorld, for tests that add some.
+func oidcWorldOptions() worldOptions {
+	return worldOptions{clients: func(w *world) []brokeroidc.Client {
 		return []brokeroidc.Client{
 			{ID: "grafana", Secret: rpSecret, RedirectURIs: []string{rpCallback(w)},
 				PostLogoutRedirectURIs: []string{"http://grafana.example.test:" + w.port + "/login"}},
@@ -37,7 +42,7 @@ func oidcWorld(t testing.TB) *world {
 			{ID: "cli", Public: true, RedirectURIs: []string{"http://127.0.0.1:8000/callback"}},
 			{ID: "short", Secret: "short-secret-0123456789abcdef01234", TokenTTL: 5 * time.Minute, RedirectURIs: []string{"http://short.example.test:" + w.port + "/cb"}},
 		}
-	}})
+	}}
 }
 
 // rp is an OIDC relying party built from go-oidc and x/oauth2.

@@ -10,7 +10,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ghbroker/ghbroker/broker/internal/page"
-	"github.com/ghbroker/ghbroker/store"
 )
 
 // Handler is a domain handler that mounts its routes on the broker's
@@ -33,12 +31,10 @@ type Keys interface {
 	LoadedAt() time.Time
 }
 
-// Config configures a Server. Keys and Store are required.
+// Config configures a Server. Keys is required.
 type Config struct {
 	// Keys are the signing keys; the broker is ready once they are loaded.
 	Keys Keys
-	// Store is asked for the key set by /readyz.
-	Store store.KeyStore
 	// Handlers mount the broker's routes.
 	Handlers []Handler
 	// Authz, when set, is mounted at /authz and /authz/{rest}.
@@ -61,7 +57,6 @@ type Config struct {
 // Server is the broker's HTTP surface.
 type Server struct {
 	keys    Keys
-	store   store.KeyStore
 	log     *slog.Logger
 	metrics *httpMetrics
 	handler http.Handler
@@ -69,10 +64,10 @@ type Server struct {
 
 // New builds the router and mounts every handler.
 func New(cfg Config) (*Server, error) {
-	if cfg.Keys == nil || cfg.Store == nil {
-		return nil, errors.New("broker: Keys and Store are required")
+	if cfg.Keys == nil {
+		return nil, errors.New("broker: Keys is required")
 	}
-	s := &Server{keys: cfg.Keys, store: cfg.Store, log: cfg.Logger}
+	s := &Server{keys: cfg.Keys, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -93,16 +88,15 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP serves every broker route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// ready reports why the server cannot serve, or nil: the store answers
-// and signing keys are loaded.
-func (s *Server) ready(ctx context.Context) error {
+// ready reports why the server cannot serve, or nil. Ready means "can
+// answer checks": signing keys are loaded (the checks verify with them).
+// The store is deliberately not asked: while it is unavailable sign-ins and
+// token requests answer 503, but every check keeps answering, and failing
+// readiness would pull every replica out of its Service and turn a store
+// outage into an outage of every tool behind the gateway (docs/ha.md).
+func (s *Server) ready(context.Context) error {
 	if s.keys.LoadedAt().IsZero() {
 		return errors.New("signing keys not loaded")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if _, err := s.store.GetKeys(ctx); err != nil {
-		return fmt.Errorf("store: %w", err)
 	}
 	return nil
 }

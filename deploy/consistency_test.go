@@ -133,12 +133,37 @@ func selects(selector, labels map[string]string) bool {
 // selects.
 func selectedDeployments(r *rendered, namespace string, selector map[string]string) []*appsv1.Deployment {
 	var out []*appsv1.Deployment
-	for _, d := range typed[*appsv1.Deployment](r) {
+	for _, d := range workloads(r) {
 		if d.Namespace == namespace && selects(selector, d.Spec.Template.Labels) {
 			out = append(out, d)
 		}
 	}
 	return out
+}
+
+// workloads returns r's Deployments and, seen as Deployments of their pod
+// template, its StatefulSets (deploy/ha's etcd), for the checks that only
+// look at pods: selectors, ports, policies.
+func workloads(r *rendered) []*appsv1.Deployment {
+	out := typed[*appsv1.Deployment](r)
+	for _, s := range typed[*appsv1.StatefulSet](r) {
+		out = append(out, &appsv1.Deployment{ObjectMeta: s.ObjectMeta, Spec: appsv1.DeploymentSpec{
+			Replicas: s.Spec.Replicas, Selector: s.Spec.Selector, Template: s.Spec.Template,
+		}})
+	}
+	return out
+}
+
+// mainContainer returns the ghbroker container of d, or else its first
+// container (etcd's, in deploy/ha).
+func mainContainer(d *appsv1.Deployment) *corev1.Container {
+	if c, _ := ghbrokerContainer(d); c != nil {
+		return c
+	}
+	if cs := d.Spec.Template.Spec.Containers; len(cs) > 0 {
+		return &cs[0]
+	}
+	return nil
 }
 
 // backend is what a "service.namespace:port" address reaches.
@@ -237,16 +262,16 @@ func TestDefaultListenIsTheManifestsMainPort(t *testing.T) {
 }
 
 func TestDeploymentsAgreeWithTheConfig(t *testing.T) {
-	cfg, rawConfig := loadConfig(t)
-	ports := configPorts(t, cfg)
 	secretKeys := secretTemplateKeys(t)
-	wantSecretEnv := []string{config.SecretEnv}
-	for _, c := range cfg.Clients {
-		if c.SecretEnv != "" {
-			wantSecretEnv = append(wantSecretEnv, c.SecretEnv)
-		}
-	}
 	for dir, r := range mustRender(t) {
+		cfg, rawConfig := configFor(t, dir)
+		ports := configPorts(t, cfg)
+		wantSecretEnv := []string{config.SecretEnv}
+		for _, c := range cfg.Clients {
+			if c.SecretEnv != "" {
+				wantSecretEnv = append(wantSecretEnv, c.SecretEnv)
+			}
+		}
 		images := map[string]bool{}
 		for _, d := range typed[*appsv1.Deployment](r) {
 			c, cmd := ghbrokerContainer(d)
@@ -302,13 +327,17 @@ func TestDeploymentsAgreeWithTheConfig(t *testing.T) {
 
 			switch cmd {
 			case "serve":
-				if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-					t.Errorf("%s: the broker must run exactly one replica (bbolt allows one writer)", where)
+				if cfg.Storage.Etcd != nil {
+					checkEtcdBroker(t, where, r, d, c, cfg)
+				} else {
+					if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+						t.Errorf("%s: the broker must run exactly one replica (bbolt allows one writer)", where)
+					}
+					if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+						t.Errorf("%s: strategy %q: the broker needs Recreate, so that two pods never hold the store", where, d.Spec.Strategy.Type)
+					}
+					checkStoreVolume(t, where, r, d, c, cfg)
 				}
-				if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-					t.Errorf("%s: strategy %q: the broker needs Recreate, so that two pods never hold the store", where, d.Spec.Strategy.Type)
-				}
-				checkStoreVolume(t, where, r, d, c, cfg)
 				for _, name := range wantSecretEnv {
 					ref := envSecretRef(c, name)
 					switch {

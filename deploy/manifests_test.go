@@ -36,6 +36,7 @@ var requiredKustomizations = []string{
 	"ambassador/http-replicas",
 	"ambassador/legacy",
 	"cert-manager",
+	"ha",
 }
 
 // builtinKinds maps apiVersion/kind to a typed k8s.io/api object that the
@@ -49,6 +50,7 @@ var builtinKinds = map[string]func() any{
 	"v1/Service":                             func() any { return &corev1.Service{} },
 	"v1/PersistentVolumeClaim":               func() any { return &corev1.PersistentVolumeClaim{} },
 	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet":                    func() any { return &appsv1.StatefulSet{} },
 	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
 	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
 	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },

@@ -19,12 +19,13 @@ const (
 )
 
 // registeredMetrics reads the metric names the broker and the authz check
-// register, from their sources (Name: "ghbroker_…" in a prometheus Opts).
+// register, from their sources (Name: "ghbroker_…" in a prometheus Opts);
+// store/etcd registers the store's on the broker's registry.
 func registeredMetrics(t *testing.T) []string {
 	t.Helper()
 	re := regexp.MustCompile(`Name:\s*"(ghbroker_[a-z0-9_]+)"`)
 	seen := map[string]bool{}
-	for _, pkg := range []string{"broker", "authz"} {
+	for _, pkg := range []string{"broker", "authz", "store/etcd"} {
 		files, err := filepath.Glob(filepath.Join(repoRoot, pkg, "*.go"))
 		if err != nil {
 			t.Fatal(err)

@@ -30,7 +30,7 @@ func TestServicesReachTheirPorts(t *testing.T) {
 				t.Errorf("deploy/%s: Service %s selects %d Deployments", dir, svc.Name, len(deps))
 				continue
 			}
-			c, _ := ghbrokerContainer(deps[0])
+			c := mainContainer(deps[0])
 			if c == nil {
 				continue
 			}
@@ -63,7 +63,7 @@ func TestSelectorsMatch(t *testing.T) {
 				t.Errorf("deploy/%s: NetworkPolicy %s does not select one Deployment", dir, np.Name)
 				continue
 			}
-			c, _ := ghbrokerContainer(deps[0])
+			c := mainContainer(deps[0])
 			for _, rule := range np.Spec.Ingress {
 				for _, p := range rule.Ports {
 					if p.Port == nil || c == nil {

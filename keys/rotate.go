@@ -119,16 +119,39 @@ func (m *Manager) rotated(k store.Keys, fresh []*store.SigningKey, now time.Time
 	return out
 }
 
+// KeyWatcher is a key store that reports changes of the key set as they
+// happen (store/etcd, through an etcd watch). A Manager on such a store
+// reloads within moments of another replica's rotation instead of at its
+// next tick.
+type KeyWatcher interface {
+	// WatchKeys sends on the returned channel whenever the key set may
+	// have changed, and closes it once ctx is done.
+	WatchKeys(ctx context.Context) <-chan struct{}
+}
+
 // Run rotates when due and reloads the key set (to pick up rotations by
-// other processes) every interval, until ctx is done. Errors are logged and
-// retried at the next tick: the last good keys keep signing meanwhile.
+// other processes) every interval, until ctx is done; when the store is a
+// KeyWatcher it also reloads at every change it reports. Errors are logged
+// and retried at the next tick: the last good keys keep signing meanwhile.
 func (m *Manager) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var changes <-chan struct{}
+	if w, ok := m.ks.(KeyWatcher); ok {
+		changes = w.WatchKeys(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			if err := m.Reload(ctx); err != nil && ctx.Err() == nil {
+				m.opts.Logger.Error("reloading the key set after a change failed; keeping the current keys", "err", err)
+			}
 		case <-t.C:
 			if _, err := m.Rotate(ctx, false); err != nil && ctx.Err() == nil {
 				m.opts.Logger.Error("key rotation failed; keeping the current keys", "err", err)

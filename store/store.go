@@ -3,15 +3,20 @@
 //
 // It owns the record types and the storage contract (including the
 // conformance suite in store/storetest). It does not own any engine: see
-// store/bolt (the embedded default, on go.etcd.io/bbolt) and store/memory
-// (for unit tests). authz never imports this package: the hot path is
+// store/bolt (the embedded default, on go.etcd.io/bbolt), store/etcd (for
+// any number of replicas sharing one state) and store/memory (for unit
+// tests). authz never imports this package: the hot path is
 // stateless.
 //
 // Every read-modify-write goes through an update closure that runs inside
 // one transaction: the closure receives the current record and returns the
 // new one; returning an error aborts the transaction and leaves the record
-// untouched. Records past their Expires time are invisible to readers (they
-// read as ErrNotFound) and are deleted by Sweep.
+// untouched. An engine that detects conflicting writers by compare-and-swap
+// (etcd) runs the closure again on the record as the winner left it, so a
+// closure may run more than once and must not have effects beyond the
+// values it returns and variables it overwrites. Records past their Expires
+// time are invisible to readers (they read as ErrNotFound) and are deleted
+// by Sweep (bolt, memory) or by the engine itself (etcd leases).
 package store
 
 import (
@@ -26,6 +31,13 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrAlreadyExists means a Create found a live record with that id.
 	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrUnavailable means the engine could not answer in time: its
+	// servers are unreachable, have no quorum, or are too busy (including
+	// a read-modify-write that lost to other writers more often than its
+	// retry budget allows). Nothing was changed, or the change is
+	// unknown; the request may be retried later. HTTP handlers answer 503
+	// with Retry-After.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // SigningKey is one signing key in the key set.
@@ -121,6 +133,10 @@ type AuthCode struct {
 	// AccessTokenIDs are the "jti" of access tokens the first exchange
 	// issued, so that a replay can revoke them.
 	AccessTokenIDs []string `json:"access_token_ids,omitempty"`
+	// Replayed is set by every use after the first, so that a first use
+	// still issuing its tokens when a second one arrives (on another
+	// replica, at the same instant) learns of it and gives them up.
+	Replayed bool `json:"replayed,omitempty"`
 	// Expires is 60 seconds after issue (kept longer once Used, to detect
 	// replays).
 	Expires time.Time `json:"expires"`
@@ -256,7 +272,8 @@ type Store interface {
 	RefreshStore
 	DeviceCodeStore
 	// Sweep deletes every record that expired before now and reports how
-	// many it deleted.
+	// many it deleted. An engine whose records expire by themselves (etcd
+	// leases) has nothing to sweep and returns 0.
 	Sweep(ctx context.Context, now time.Time) (int, error)
 	// Close releases the engine. Calls after Close fail.
 	Close() error

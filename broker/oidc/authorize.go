@@ -50,7 +50,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, req, fail)
 		return
 	}
-	sess, hasSession := p.browserSession(r)
+	sess, hasSession, err := p.browserSession(r)
+	if err != nil {
+		p.pages.Internal(w, r, "reading your session", err)
+		return
+	}
 	now := p.now()
 	force := req.prompt["login"] ||
 		(hasSession && req.maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(req.maxAge)*time.Second) ||
@@ -98,17 +102,21 @@ func (req *authorizeRequest) resumeQuery() url.Values {
 }
 
 // browserSession returns the broker session of a request: its valid
-// session token and the server-side session behind it.
-func (p *Provider) browserSession(r *http.Request) (store.Session, bool) {
+// session token and the server-side session behind it. The error is set
+// only when the store could not answer (the request cannot be decided).
+func (p *Provider) browserSession(r *http.Request) (store.Session, bool, error) {
 	c := p.sessions.Current(r)
 	if c == nil || c.SessionID == "" {
-		return store.Session{}, false
+		return store.Session{}, false, nil
 	}
 	sess, err := p.sessions.Get(r.Context(), c.SessionID)
-	if err != nil {
-		return store.Session{}, false
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return store.Session{}, false, err
+	case err != nil:
+		return store.Session{}, false, nil
 	}
-	return sess, true
+	return sess, true, nil
 }
 
 // issueCode stores a single-use code for the request and sends the browser

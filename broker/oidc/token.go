@@ -72,24 +72,34 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// errCodeReplay aborts the code transaction of a second use.
-var errCodeReplay = errors.New("code replay")
+// errCodeChecked aborts the read-only transaction of codeReplayed.
+var errCodeChecked = errors.New("code checked")
 
 // exchangeCode redeems an authorization code (RFC 6749 §4.1.3). A code is
-// good once: a second use revokes the refresh family the first created
-// (RFC 6749 §4.1.2).
+// good once, cluster-wide: of concurrent exchanges exactly one finds it
+// unused (the store's update is a compare-and-swap), and every other use is
+// a replay that revokes what the first issued (RFC 6749 §4.1.2).
+//
+// A replay can arrive while the first use is still issuing, before its
+// refresh family exists, so revoking the family alone would miss it. The
+// replay therefore also marks the code Replayed, and the first use reads
+// the code again after it created its family: a replay marked before that
+// read is seen there (the tokens are given up); one marked after it comes
+// after the family's creation, so the replay's revocation finds the family.
 func (p *Provider) exchangeCode(ctx context.Context, c *Client, form url.Values) (issued, error) {
 	code, redirectURI, verifier := form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier")
 	if code == "" {
 		return issued{}, errInvalidRequest("code is required")
 	}
 	now := p.now()
+	id := secret.Hash(code)
 	familyID := secret.Random(16)
 	var ac store.AuthCode
-	err := p.store.UpdateAuthCode(ctx, secret.Hash(code), func(old store.AuthCode) (store.AuthCode, error) {
+	err := p.store.UpdateAuthCode(ctx, id, func(old store.AuthCode) (store.AuthCode, error) {
 		ac = old
 		if old.Used {
-			return old, errCodeReplay
+			old.Replayed = true
+			return old, nil
 		}
 		if old.Request.ClientID != c.ID {
 			return old, errInvalidGrant("the code was issued to another client")
@@ -106,20 +116,52 @@ func (p *Provider) exchangeCode(ctx context.Context, c *Client, form url.Values)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
-	case errors.Is(err, errCodeReplay):
-		p.log.Warn("authorization code used twice: revoking what the first use issued", "client", c.ID)
-		if ac.FamilyID != "" {
-			p.revokeFamily(ctx, ac.FamilyID)
-		}
-		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
 	case err != nil:
 		return issued{}, err
+	case ac.Used:
+		p.log.Warn("authorization code used twice: revoking what the first use issued", "client", c.ID)
+		p.revokeFamily(ctx, ac.FamilyID)
+		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
 	}
 	sess, err := p.sessions.Get(ctx, ac.SessionID)
+	if errors.Is(err, store.ErrUnavailable) {
+		return issued{}, err
+	}
 	if err != nil {
 		return issued{}, errInvalidGrant("the sign-in session has ended")
 	}
-	return p.grant(ctx, c, sess, ac.Request.Scopes, ac.Request.Nonce, familyID, now)
+	out, err := p.grant(ctx, c, sess, ac.Request.Scopes, ac.Request.Nonce, familyID, now)
+	if err != nil {
+		return issued{}, err
+	}
+	switch replayed, err := p.codeReplayed(ctx, id); {
+	case err != nil:
+		p.revokeFamily(ctx, familyID)
+		return issued{}, err
+	case replayed:
+		p.log.Warn("authorization code used again while its first use was issuing: giving the tokens up", "client", c.ID)
+		p.revokeFamily(ctx, familyID)
+		return issued{}, errInvalidGrant("the code is invalid, expired or already used")
+	}
+	return out, nil
+}
+
+// codeReplayed reads the used code id back and reports whether a later use
+// marked it. A code that vanished counts as replayed: nothing vouches for
+// the tokens any more.
+func (p *Provider) codeReplayed(ctx context.Context, id string) (bool, error) {
+	var replayed bool
+	err := p.store.UpdateAuthCode(ctx, id, func(c store.AuthCode) (store.AuthCode, error) {
+		replayed = c.Replayed
+		return c, errCodeChecked
+	})
+	switch {
+	case errors.Is(err, errCodeChecked):
+		return replayed, nil
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	}
+	return false, err
 }
 
 // grant mints the tokens of a first grant (a code or a device code) and,
@@ -212,6 +254,9 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 		return issued{}, errInvalidGrant("the refresh token is invalid")
 	}
 	fam, err := p.store.GetRefreshFamily(ctx, fid)
+	if errors.Is(err, store.ErrUnavailable) {
+		return issued{}, err
+	}
 	if err != nil || fam.Revoked {
 		return issued{}, errInvalidGrant("the refresh token is invalid, expired or revoked")
 	}
@@ -265,6 +310,9 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 // app, ends the session and the family.
 func (p *Provider) refreshMemberships(ctx context.Context, fam store.RefreshFamily) (store.Session, error) {
 	sess, err := p.sessions.Get(ctx, fam.SessionID)
+	if errors.Is(err, store.ErrUnavailable) {
+		return sess, err
+	}
 	if err != nil {
 		p.revokeFamily(ctx, fam.ID)
 		return sess, errInvalidGrant("the sign-in session has ended")
@@ -295,6 +343,9 @@ func signinRetryAfter(err error) time.Duration {
 
 // revokeFamily ends a refresh family; failures are logged.
 func (p *Provider) revokeFamily(ctx context.Context, id string) {
+	if id == "" {
+		return
+	}
 	err := p.store.UpdateRefreshFamily(ctx, id, func(f store.RefreshFamily) (store.RefreshFamily, error) {
 		f.Revoked = true
 		return f, nil

@@ -1,11 +1,13 @@
 package oidc
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/ghbroker/ghbroker/claims"
+	"github.com/ghbroker/ghbroker/store"
 )
 
 // userinfo is the OIDC UserInfo endpoint (OIDC Core §5.3): GET or POST,
@@ -28,8 +30,13 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	// The access token is stateless, but /userinfo has the store: a token
 	// of a session that was signed out no longer answers here.
-	if p.sessions.Revoked(c) || !p.sessions.Alive(r.Context(), c.SessionID) {
+	sess, err := p.sessions.Get(r.Context(), c.SessionID)
+	switch {
+	case c.SessionID == "" || p.sessions.Revoked(c) || errors.Is(err, store.ErrNotFound):
 		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")
+		return
+	case err != nil:
+		p.writeOAuthError(w, r, err) // 503 while the store is unavailable
 		return
 	}
 	scopes := strings.Fields(c.Scope)
@@ -40,15 +47,12 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		out["name"] = c.Name
 		out["picture"] = c.Picture
 	}
-	sess, err := p.sessions.Get(r.Context(), c.SessionID)
-	if err == nil {
-		// The stored session is the freshest view (renewals update it).
-		if slices.Contains(scopes, "profile") {
-			out["name"], out["picture"] = sess.Name, sess.Picture
-		}
-		if slices.Contains(scopes, "email") && sess.Email != "" {
-			out["email"], out["email_verified"] = sess.Email, sess.EmailVerified
-		}
+	// The stored session is the freshest view (renewals update it).
+	if slices.Contains(scopes, "profile") {
+		out["name"], out["picture"] = sess.Name, sess.Picture
+	}
+	if slices.Contains(scopes, "email") && sess.Email != "" {
+		out["email"], out["email_verified"] = sess.Email, sess.EmailVerified
 	}
 	if slices.Contains(scopes, "groups") {
 		out["groups"] = c.Groups

@@ -12,6 +12,7 @@ import (
 	"github.com/ghbroker/ghbroker/internal/admin"
 	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/store"
 )
 
 func cmdKeys(ctx context.Context, e env, args []string) error {
@@ -43,8 +44,19 @@ func cmdKeys(ctx context.Context, e env, args []string) error {
 }
 
 // keysCommand asks a running server over its admin socket, and opens the
-// store directly only when no server holds it.
+// store directly only when no server holds it. On etcd there is no socket:
+// it changes the key set in etcd by compare-and-swap, and every running
+// replica picks the change up through its watch.
 func keysCommand(ctx context.Context, cfg *config.Config, rotate bool) (admin.KeySet, string, error) {
+	if cfg.Storage.Etcd != nil {
+		st, err := openEngine(ctx, cfg.Storage, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			return admin.KeySet{}, "", err
+		}
+		defer st.Close()
+		ks, err := keysInStore(ctx, cfg, st, rotate)
+		return ks, "in etcd; running replicas follow within seconds", err
+	}
 	if c, err := admin.Dial(admin.SocketPath(cfg.Storage.Bolt.Path)); err == nil {
 		ks, err := c.Keys(ctx)
 		if rotate {
@@ -62,16 +74,22 @@ func keysCommand(ctx context.Context, cfg *config.Config, rotate bool) (admin.Ke
 		return admin.KeySet{}, "", err
 	}
 	defer st.Close()
+	ks, err := keysInStore(ctx, cfg, st, rotate)
+	return ks, "in the store file; no server was running", err
+}
+
+// keysInStore lists, or rotates and lists, the key set in an open store.
+func keysInStore(ctx context.Context, cfg *config.Config, st store.KeyStore, rotate bool) (admin.KeySet, error) {
 	km, err := keys.NewManager(ctx, st, keyOptions(cfg, slog.New(slog.DiscardHandler)))
 	if err != nil {
-		return admin.KeySet{}, "", runtimeErr(err)
+		return admin.KeySet{}, runtimeErr(err)
 	}
 	if rotate {
 		if _, err := km.Rotate(ctx, true); err != nil {
-			return admin.KeySet{}, "", runtimeErr(err)
+			return admin.KeySet{}, runtimeErr(err)
 		}
 	}
-	return admin.Public(km.Keys()), "in the store file; no server was running", nil
+	return admin.Public(km.Keys()), nil
 }
 
 func printKeys(w io.Writer, ks admin.KeySet) {

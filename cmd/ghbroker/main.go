@@ -67,6 +67,9 @@ commands:
                                sign a command line in (device flow) and print a token
   keys list --config FILE      show the signing keys
   keys rotate --config FILE    rotate the signing keys now
+  store copy --from FILE --to FILE [--force]
+                               copy every live record from one store to another
+                               (bbolt to etcd and back; stop a bbolt broker first)
   version                      print version information
 `
 
@@ -114,6 +117,8 @@ func dispatch(ctx context.Context, e env, args []string) error {
 		return cmdKeys(ctx, e, rest)
 	case "token":
 		return cmdToken(ctx, e, rest)
+	case "store":
+		return cmdStore(ctx, e, rest)
 	case "version", "--version":
 		fmt.Fprintf(e.stdout, "ghbroker %s (commit %s, %s %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +25,6 @@ import (
 	"github.com/ghbroker/ghbroker/internal/admin"
 	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
-	"github.com/ghbroker/ghbroker/store/bolt"
 )
 
 // maxTokenLifetime is the longest lifetime of any token the broker signs:
@@ -88,7 +86,7 @@ func newLogger(w io.Writer, l config.Log, formatFlag string) (*slog.Logger, erro
 type app struct {
 	cfg    *config.Config
 	log    *slog.Logger
-	store  *bolt.Store
+	store  *engine
 	keys   *keys.Manager
 	broker *broker.Server
 	reg    *prometheus.Registry
@@ -99,19 +97,6 @@ type app struct {
 	ready chan struct{}
 	// addrs are the bound listener addresses, by config key.
 	addrs map[string]string
-}
-
-// openStore opens the bolt store and turns its typed failures into exit
-// codes and one-sentence messages.
-func openStore(path string, logger *slog.Logger) (*bolt.Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, runtimeErr(fmt.Errorf("cannot create the store directory: %w", err))
-	}
-	st, err := bolt.Open(path, bolt.Options{Timeout: 2 * time.Second, Logger: logger})
-	if err != nil {
-		return nil, runtimeErr(err)
-	}
-	return st, nil
 }
 
 func keyOptions(cfg *config.Config, logger *slog.Logger) keys.Options {
@@ -132,11 +117,12 @@ type appOptions struct {
 }
 
 func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao appOptions) (*app, error) {
-	st, err := openStore(cfg.Storage.Bolt.Path, logger)
+	reg := prometheus.NewRegistry()
+	st, err := openEngine(ctx, cfg.Storage, logger, reg)
 	if err != nil {
 		return nil, err
 	}
-	a, err := buildApp(ctx, cfg, logger, ao, st)
+	a, err := buildApp(ctx, cfg, logger, ao, st, reg)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -144,8 +130,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao app
 	return a, nil
 }
 
-func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao appOptions, st *bolt.Store) (*app, error) {
-	km, err := keys.NewManager(ctx, st, keyOptions(cfg, logger))
+func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao appOptions, st *engine, reg *prometheus.Registry) (*app, error) {
+	// The engine's own value, so that the manager sees a keys.KeyWatcher.
+	km, err := keys.NewManager(ctx, st.Store, keyOptions(cfg, logger))
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
@@ -163,7 +150,6 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, configErr(fmt.Errorf("github: %w", err))
 	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	backchannel, err := oidc.NewBackchannel(oidc.BackchannelConfig{
 		Issuer: cfg.Issuer, Signer: km, Clients: oidcClients(cfg.Clients), Registry: reg, Logger: logger,
@@ -208,7 +194,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		return nil, runtimeErr(err)
 	}
 	b, err := broker.New(broker.Config{
-		Keys: km, Store: st, Handlers: []broker.Handler{signIn, provider, dev},
+		Keys: km, Handlers: []broker.Handler{signIn, provider, dev},
 		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: reg, Logger: logger,
 		HSTSMaxAge: hstsMaxAge(cfg),
 	})
@@ -225,26 +211,29 @@ func (a *app) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	sock := admin.SocketPath(a.store.Path())
-	adminL, err := admin.Listen(sock)
-	if err != nil {
-		return runtimeErr(err)
-	}
-	defer os.Remove(sock)
-	ls := []*listener{
-		{name: "listen", addr: a.cfg.Listen, http: newHTTPServer(a.broker)},
-		{name: "admin socket", addr: sock, http: newHTTPServer(&admin.Handler{Keys: a.keys, Logger: a.log}), netLn: adminL},
+	ls := []*listener{{name: "listen", addr: a.cfg.Listen, http: newHTTPServer(a.broker)}}
+	var wg sync.WaitGroup
+	sock := ""
+	if b := a.store.bolt; b != nil {
+		// One process holds the file: commands reach it over the admin
+		// socket, and it sweeps expired records. etcd needs neither.
+		sock = admin.SocketPath(b.Path())
+		adminL, err := admin.Listen(sock)
+		if err != nil {
+			return runtimeErr(err)
+		}
+		defer os.Remove(sock)
+		ls = append(ls, &listener{name: "admin socket", addr: sock, http: newHTTPServer(&admin.Handler{Keys: a.keys, Logger: a.log}), netLn: adminL})
+		wg.Go(func() { b.RunSweeper(ctx, time.Minute) })
 	}
 	ls = append(ls, a.checks.listeners(a.cfg)...)
 
-	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
-	wg.Go(func() { a.store.RunSweeper(ctx, time.Minute) })
 	wg.Go(func() { a.backchannel.Run(ctx) })
-	err = serveAll(ctx, a.log, ls, func() {
+	err := serveAll(ctx, a.log, ls, func() {
 		a.addrs["listen"] = ls[0].netLn.Addr().String()
 		a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", a.addrs["listen"],
-			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "store", a.store.Path(), "admin_socket", sock)
+			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "store", a.store.describe(), "admin_socket", sock)
 		close(a.ready)
 	})
 	cancel()

@@ -19,6 +19,10 @@ var forbidden = map[string][]string{
 	"authz/verify": {"authz", "broker", "store", "store/bolt", "store/memory", "keys", "internal/githubfake"},
 	"keys":         {"broker", "authz", "store/bolt", "store/memory"},
 	"store":        {"keys", "broker", "authz", "claims"},
+	// Engines sit below everything but the contract.
+	"store/etcd": {"keys", "broker", "authz", "claims", "store/bolt", "store/memory", "internal/config"},
+	// The binary never links the embedded test server or the suite.
+	"cmd/ghbroker": {"store/etcd/etcdtest", "store/storetest", "store/memory"},
 	"claims":       {"*"},
 	"web":          {"*"},
 	"broker":       {"store/bolt", "internal/githubfake", "cmd/ghbroker"},
@@ -27,7 +31,7 @@ var forbidden = map[string][]string{
 	// Domain handlers do not import each other nor the assembly.
 	"broker/signin":  {"broker", "broker/oidc", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
 	"broker/oidc":    {"broker", "broker/signin", "broker/device", "store/bolt", "store/memory", "internal/githubfake"},
-	"broker/webhook": {"broker", "broker/signin", "broker/oidc", "broker/device", "broker/session", "store", "store/bolt", "store/memory", "internal/githubfake"},
+	"broker/webhook": {"broker", "broker/signin", "broker/oidc", "broker/device", "broker/session", "store/bolt", "store/memory", "internal/githubfake"},
 	// The revocation set is shared by the broker and every authz replica:
 	// it knows no broker, store or key code.
 	"revocation":    {"broker", "store", "authz", "keys", "internal/githubfake"},

@@ -8,10 +8,13 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 
@@ -65,10 +68,98 @@ type Authz struct {
 	IDTokenAudiences []string `yaml:"id_token_audiences"`
 }
 
-// Storage selects and configures the store.
+// Storage selects and configures the store: exactly one of Bolt and Etcd.
 type Storage struct {
-	// Bolt is the embedded bbolt store (the default).
+	// Bolt is the embedded bbolt store (the default): one serve process.
 	Bolt Bolt `yaml:"bolt"`
+	// Etcd, when set, keeps the state in etcd v3, shared by any number of
+	// serve replicas.
+	Etcd *Etcd `yaml:"etcd"`
+}
+
+// Etcd configures the etcd store (docs/ha.md).
+type Etcd struct {
+	// Endpoints are the client URLs of the etcd members (http or https).
+	// Required.
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is prepended to every key; it starts and ends with "/".
+	// Default "/ghbroker/".
+	Prefix string `yaml:"prefix"`
+	// DialTimeout bounds the first contact with the cluster at start-up.
+	// Default 5s.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// RequestTimeout bounds every store call; past it the request answers
+	// 503 with Retry-After. Default 3s.
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// TLS configures https endpoints: the CA that signed the members'
+	// certificates and, for mTLS, a client certificate and key.
+	TLS EtcdTLS `yaml:"tls"`
+	// Username, when set, authenticates to etcd with a password from
+	// Password, PasswordEnv or PasswordFile.
+	Username string `yaml:"username"`
+	// Password is the etcd password; prefer PasswordEnv or PasswordFile.
+	Password string `yaml:"password"`
+	// PasswordEnv names an environment variable holding the password.
+	PasswordEnv string `yaml:"password_env"`
+	// PasswordFile is a file holding the password.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// EtcdTLS names the PEM files of the etcd connection.
+type EtcdTLS struct {
+	// CAFile is the CA bundle that verifies the members; empty means the
+	// system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate and key (mTLS);
+	// both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Set reports whether any TLS file is named.
+func (t EtcdTLS) Set() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// Config loads the named files into a TLS client configuration; nil when
+// none is named. check-config and serve both go through it.
+func (t EtcdTLS) Config() (*tls.Config, error) {
+	if !t.Set() {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read ca_file %s: %s", t.CAFile, errText(err))
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, errors.New("cert_file and key_file go together: set both for mTLS, or neither")
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load cert_file %s with key_file %s: %v", t.CertFile, t.KeyFile, err)
+		}
+		// Read the pair again at every handshake, so that a renewed
+		// certificate (cert-manager rewrites the mounted Secret) is used
+		// without a restart; keep the last good one if the files are
+		// mid-update.
+		var mu sync.Mutex
+		last := &cert
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if fresh, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err == nil {
+				last = &fresh
+			}
+			return last, nil
+		}
+	}
+	return c, nil
 }
 
 // Bolt configures the bbolt store.

@@ -11,6 +11,9 @@ import (
 const (
 	DefaultListen       = ":8080"
 	DefaultBoltPath     = "/var/lib/ghbroker/ghbroker.db"
+	DefaultEtcdPrefix   = "/ghbroker/"
+	DefaultEtcdDial     = 5 * time.Second
+	DefaultEtcdRequest  = 3 * time.Second
 	DefaultGitHubURL    = "https://github.com"
 	DefaultGitHubAPIURL = "https://api.github.com"
 	DefaultCookieName   = "_ghbroker"
@@ -47,7 +50,13 @@ func applyDefaults(c *Config) {
 	set(&c.Listen, DefaultListen)
 	set(&c.Log.Format, DefaultLogFormat)
 	set(&c.Log.Level, DefaultLogLevel)
-	set(&c.Storage.Bolt.Path, DefaultBoltPath)
+	if e := c.Storage.Etcd; e != nil {
+		set(&e.Prefix, DefaultEtcdPrefix)
+		setD(&e.DialTimeout, DefaultEtcdDial)
+		setD(&e.RequestTimeout, DefaultEtcdRequest)
+	} else {
+		set(&c.Storage.Bolt.Path, DefaultBoltPath)
+	}
 	set(&c.GitHub.URL, DefaultGitHubURL)
 	c.GitHub.URL = strings.TrimSuffix(c.GitHub.URL, "/")
 	if c.GitHub.APIURL == "" {

@@ -45,9 +45,7 @@ func (v *validator) validate(c *Config) {
 	v.oneOf("log.format", c.Log.Format, "json", "text")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if !v.authzOnly {
-		if c.Storage.Bolt.Path == "" {
-			v.fail("storage.bolt.path", "storage.bolt.path must name the store file")
-		}
+		v.storage(c)
 		v.github(c)
 	}
 	v.session(c)
@@ -185,4 +183,50 @@ func (v *validator) secret(key, inline, envKey, file, envName, inlineName string
 		return s
 	}
 	return inline
+}
+
+func (v *validator) storage(c *Config) {
+	e := c.Storage.Etcd
+	if e == nil {
+		if c.Storage.Bolt.Path == "" {
+			v.fail("storage.bolt.path", "storage.bolt.path must name the store file")
+		}
+		return
+	}
+	if _, bolt := v.lines["storage.bolt"]; bolt {
+		v.fail("storage.etcd", "storage sets both bolt and etcd; set exactly one of storage.bolt (one serve process) and storage.etcd (any number of replicas)")
+	}
+	if len(e.Endpoints) == 0 {
+		v.fail("storage.etcd.endpoints", "storage.etcd.endpoints must list the etcd client URLs, e.g. [https://etcd-0.etcd:2379]")
+	}
+	for i, ep := range e.Endpoints {
+		key := fmt.Sprintf("storage.etcd.endpoints[%d]", i)
+		u, err := url.Parse(ep)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			v.fail(key, "%s must be an http or https URL such as https://etcd-0.etcd:2379, not %q", key, ep)
+		case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil:
+			v.fail(key, "%s must be scheme://host:port only, not %q", key, ep)
+		case u.Scheme == "http" && e.TLS.Set():
+			v.fail(key, "%s is plain http, but storage.etcd.tls is set; use https", key)
+		}
+	}
+	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") {
+		v.fail("storage.etcd.prefix", "storage.etcd.prefix must start and end with /, not %q", e.Prefix)
+	}
+	if e.DialTimeout.D() < 0 || e.RequestTimeout.D() < 0 {
+		v.fail("storage.etcd", "storage.etcd timeouts must be positive")
+	}
+	if _, err := e.TLS.Config(); err != nil {
+		v.fail("storage.etcd.tls", "storage.etcd.tls: %v", err)
+	}
+	before := len(v.problems)
+	e.Password = v.secret("storage.etcd", e.Password, e.PasswordEnv, e.PasswordFile, "", "password")
+	switch {
+	case len(v.problems) > before:
+	case e.Username != "" && e.Password == "":
+		v.fail("storage.etcd.username", "storage.etcd.username is set but no password: set storage.etcd.password_env or password_file")
+	case e.Username == "" && e.Password != "":
+		v.fail("storage.etcd", "storage.etcd has a password but no username")
+	}
 }

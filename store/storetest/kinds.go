@@ -304,12 +304,13 @@ func (s *suite) testUpdateChangesID(t *testing.T, k kind) {
 // testConcurrentUpdates has many goroutines increment a counter kept in the
 // mark; a lost update shows as a short count.
 func (s *suite) testConcurrentUpdates(t *testing.T, k kind) {
-	st, _ := s.newStore(t)
+	st, clk := s.newStore(t)
+	hs := s.handles(t, st, clk)
 	mustCreate(t, st, k, "a", "0", start.Add(time.Hour))
 	var wg sync.WaitGroup
-	for range goroutines {
+	for i := range goroutines {
 		wg.Go(func() {
-			err := k.update(t.Context(), st, "a", func(m string) (string, error) {
+			err := k.update(t.Context(), hs[i%len(hs)], "a", func(m string) (string, error) {
 				n, err := strconv.Atoi(m)
 				return strconv.Itoa(n + 1), err
 			})

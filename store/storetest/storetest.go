@@ -4,8 +4,11 @@
 //
 // It owns the storage contract as executable checks: expiry read through
 // the store's clock, ErrNotFound and ErrAlreadyExists, update closures that
-// abort cleanly, single-use login states, copies rather than shared memory,
-// serialised read-modify-writes, Sweep and Close. It does not test anything
+// abort cleanly, copies rather than shared memory, read-modify-writes that
+// lose no update however many writers race (on several handles, for an
+// engine that replicas share: Replicas), single use with one winner, one
+// key rotation per period, expiry observed (by the clock, or by the engine
+// in real time: ExpiresByLease), Sweep and Close. It does not test anything
 // engine-specific (file locking, on-disk format); each engine tests that
 // itself.
 package storetest
@@ -25,9 +28,12 @@ import (
 // open must return a new, empty store that reads the time only through now.
 // The suite closes every store it gets, except in the Close subtest, where
 // it closes the store once itself and expects every later call to fail.
-func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store) {
+func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store, opts ...Option) {
 	t.Helper()
 	s := &suite{open: open}
+	for _, o := range opts {
+		o(s)
+	}
 	t.Run("Kinds", s.testKinds)
 	t.Run("Session", s.testSession)
 	t.Run("AuthCode", s.testAuthCode)
@@ -35,7 +41,13 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 	t.Run("DeviceCode", s.testDeviceCode)
 	t.Run("Keys", s.testKeys)
 	t.Run("Secret", s.testSecret)
-	t.Run("Sweep", s.testSweep)
+	if s.leases {
+		t.Run("Sweep", s.testSweepNothing)
+	} else {
+		t.Run("Sweep", s.testSweep)
+	}
+	t.Run("Races", s.testRaces)
+	t.Run("ExpiryObserved", s.testExpiryObserved)
 	t.Run("CanceledContext", s.testCanceledContext)
 	t.Run("Close", s.testClose)
 }
@@ -52,6 +64,30 @@ const goroutines = 50
 // suite carries the engine under test.
 type suite struct {
 	open func(t *testing.T, now func() time.Time) store.Store
+	// leases is set for an engine that deletes expired records itself,
+	// in real time (etcd leases), rather than in Sweep.
+	leases bool
+	// replica, when set, opens another handle on the data of a store, as
+	// another process sharing it would.
+	replica func(t *testing.T, st store.Store, now func() time.Time) store.Store
+}
+
+// Option describes the engine under test.
+type Option func(*suite)
+
+// ExpiresByLease declares an engine that deletes expired records by itself
+// in real time (etcd leases) and whose Sweep has nothing to do: the suite
+// then checks that Sweep deletes nothing and that a record with a short
+// lifetime disappears without anyone moving the clock.
+func ExpiresByLease() Option { return func(s *suite) { s.leases = true } }
+
+// Replicas declares an engine that several processes can share, and how to
+// open another handle on the data of st (the store returned by open, or
+// on its clock now). The concurrency tests then spread their
+// goroutines over st and two more handles, so that writers conflict across
+// processes rather than queue inside one. The suite closes the handles.
+func Replicas(open func(t *testing.T, st store.Store, now func() time.Time) store.Store) Option {
+	return func(s *suite) { s.replica = open }
 }
 
 // newStore opens a fresh store on a fresh clock and closes it when the test
@@ -66,6 +102,26 @@ func (s *suite) newStore(t *testing.T) (store.Store, *clock) {
 		}
 	})
 	return st, c
+}
+
+// handles returns st and, for an engine with replicas, two more handles on
+// its data: the concurrency tests give goroutine i handles[i%len].
+func (s *suite) handles(t *testing.T, st store.Store, clk *clock) []store.Store {
+	t.Helper()
+	hs := []store.Store{st}
+	if s.replica == nil {
+		return hs
+	}
+	for range 2 {
+		r := s.replica(t, st, clk.Now)
+		t.Cleanup(func() {
+			if err := r.Close(); err != nil {
+				t.Errorf("Close of a replica: %v", err)
+			}
+		})
+		hs = append(hs, r)
+	}
+	return hs
 }
 
 // clock is a clock the tests move by hand.

@@ -10,6 +10,7 @@ package oauth
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ghbroker/ghbroker/broker/internal/page"
+	"github.com/ghbroker/ghbroker/store"
 )
 
 // MaxFormBytes bounds the body of every OAuth POST endpoint.
@@ -76,6 +78,17 @@ func Server() *Error {
 	return &Error{Code: "server_error", Description: "the server failed; try again", Status: http.StatusInternalServerError}
 }
 
+// StoreRetryAfter is the Retry-After of an answer given while the store is
+// unavailable: long enough for an etcd leader election.
+const StoreRetryAfter = 5 * time.Second
+
+// Unavailable is the error for a request the store could not serve in
+// time (store.ErrUnavailable): 503 with Retry-After, never a 500.
+func Unavailable() *Error {
+	return &Error{Code: "temporarily_unavailable", Description: "the broker's store is unavailable; retry later",
+		Status: http.StatusServiceUnavailable, RetryAfter: StoreRetryAfter}
+}
+
 // NoStore sets the caching headers every token-bearing response needs
 // (RFC 6749 §5.1).
 func NoStore(h http.Header) {
@@ -101,7 +114,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // issuer, named in WWW-Authenticate.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, realm string, err error) {
 	oe, ok := err.(*Error)
-	if !ok {
+	switch {
+	case ok:
+	case errors.Is(err, store.ErrUnavailable):
+		log.Warn("store unavailable: answering 503", "path", r.URL.Path, "request_id", page.RequestID(r.Context()), "err", err)
+		oe = Unavailable()
+	default:
 		log.Error("internal error", "path", r.URL.Path, "request_id", page.RequestID(r.Context()), "err", err)
 		oe = Server()
 	}

@@ -7,6 +7,7 @@ package page
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ghbroker/ghbroker/broker/internal/secret"
+	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/web"
 )
 
@@ -116,8 +118,23 @@ func (rd *Renderer) Problem(w http.ResponseWriter, r *http.Request, status int, 
 	rd.Render(w, r, status, "problem.html", p)
 }
 
-// Internal logs err and shows a page that leaks nothing of it.
+// storeRetryAfter is the Retry-After of a page shown while the store is
+// unavailable.
+const storeRetryAfter = 5 * time.Second
+
+// Internal logs err and shows a page that leaks nothing of it: 503 with
+// Retry-After when the store was unavailable (store.ErrUnavailable), 500
+// otherwise.
 func (rd *Renderer) Internal(w http.ResponseWriter, r *http.Request, doing string, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		rd.log.Warn("store unavailable: answering 503", "doing", doing, "request_id", RequestID(r.Context()), "err", err)
+		rd.Problem(w, r, http.StatusServiceUnavailable, web.Problem{
+			Title:   "Temporarily unavailable",
+			Message: "ghbroker cannot reach its store right now, while " + doing + ". Nothing was lost; please try again in a few seconds.",
+			Retry:   "/login",
+		}, storeRetryAfter)
+		return
+	}
 	rd.log.Error("internal error", "doing", doing, "request_id", RequestID(r.Context()), "err", err)
 	rd.Problem(w, r, http.StatusInternalServerError, web.Problem{
 		Title:   "Something went wrong",

@@ -1,0 +1,130 @@
+package etcd
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// The layout under the prefix P:
+//
+//	P schema                  {"version":1}
+//	P keys                    the key set (no lease)
+//	P secrets/NAME            a secret (no lease)
+//	P sessions/ID             a session         (lease: its expiry)
+//	P codes/ID                an authorization code
+//	P families/ID             a refresh family
+//	P devices/ID              a device code
+//	P user_codes/USER_CODE    {"device_code_id":…}, on the device code's lease
+//
+// Ids and names are path-escaped. Every value but the schema key is an
+// envelope {"v":1,"r":RECORD}, so that a later layout can change a kind's
+// encoding without guessing.
+
+// Kinds of record, each a directory under the prefix.
+const (
+	kindSessions  = "sessions"
+	kindCodes     = "codes"
+	kindFamilies  = "families"
+	kindDevices   = "devices"
+	kindUserCodes = "user_codes"
+	kindSecrets   = "secrets"
+)
+
+// recordVersion is the envelope version this package writes.
+const recordVersion = 1
+
+func (s *Store) schemaKey() string { return s.prefix + "schema" }
+
+func (s *Store) keysKey() string { return s.prefix + "keys" }
+
+// key returns the key of record id of kind.
+func (s *Store) key(kind, id string) string {
+	return s.prefix + kind + "/" + url.PathEscape(id)
+}
+
+// ours reports whether key belongs to the layout.
+func (s *Store) ours(key string) bool {
+	rest, ok := strings.CutPrefix(key, s.prefix)
+	if !ok {
+		return false
+	}
+	if rest == "schema" || rest == "keys" {
+		return true
+	}
+	kind, id, ok := strings.Cut(rest, "/")
+	if !ok || id == "" {
+		return false
+	}
+	switch kind {
+	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets:
+		return true
+	}
+	return false
+}
+
+// parseSchema returns the version in a schema key's value.
+func parseSchema(raw []byte) (int, error) {
+	var v struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, err
+	}
+	if v.Version == nil {
+		return 0, errors.New(`no "version" member`)
+	}
+	return *v.Version, nil
+}
+
+// envelope wraps every stored record.
+type envelope struct {
+	V int             `json:"v"`
+	R json.RawMessage `json:"r"`
+}
+
+// header is the part of every expiring record the store reads itself.
+type header struct {
+	ID      string    `json:"id"`
+	Expires time.Time `json:"expires"`
+}
+
+// encode returns v in its envelope, and its header.
+func encode(v any) (string, header, error) {
+	r, err := json.Marshal(v)
+	if err != nil {
+		return "", header{}, invalid("encode record: %v", err)
+	}
+	var h header
+	if err := json.Unmarshal(r, &h); err != nil {
+		return "", header{}, invalid("encode record: %v", err)
+	}
+	data, err := json.Marshal(envelope{V: recordVersion, R: r})
+	if err != nil {
+		return "", header{}, invalid("encode record: %v", err)
+	}
+	return string(data), h, nil
+}
+
+// decode unwraps a stored value into v and returns its header.
+func decode(raw []byte, v any) (header, error) {
+	var e envelope
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return header{}, invalid("decode record: %v", err)
+	}
+	if e.V != recordVersion {
+		return header{}, invalid("decode record: envelope version %d, want %d", e.V, recordVersion)
+	}
+	var h header
+	if err := json.Unmarshal(e.R, &h); err != nil {
+		return header{}, invalid("decode record: %v", err)
+	}
+	if v != nil {
+		if err := json.Unmarshal(e.R, v); err != nil {
+			return header{}, invalid("decode record: %v", err)
+		}
+	}
+	return h, nil
+}
