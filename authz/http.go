@@ -154,6 +154,9 @@ type verdict struct {
 	reqErr  error          // why the original request could not be reconstructed
 }
 
+// reasonBadPath is the warn-level reason of a check refused for its path.
+const reasonBadPath = "the request path is not in normal form"
+
 // check authenticates and decides. redirects says whether the door can send
 // a browser to the login (not nginx). authz are the Authorization header
 // values; cookies are the Cookie header lines.

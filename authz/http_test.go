@@ -246,8 +246,10 @@ func TestHTTPDoor(t *testing.T) {
 			want: 403, has: map[string]string{"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}, absent: identity, body: forbidBobTxt},
 		{name: "default deny for an unknown host", target: "/", host: "unknown.org", header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"),
 			want: 403, body: "unknown.org requires " + descDefaultDeny},
-		{name: "normalised path meets the path rule", target: "/x/../%61dmin", host: "kibana.example.com",
-			header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"), want: 403, body: "members of acme/admins, or alice"},
+		{name: "path not in normal form is refused", target: "/x/../%61dmin", host: "kibana.example.com",
+			header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"), want: 403, body: "forbidden: signed in as bob; kibana.example.com requires a request path in normal form"},
+		{name: "path not in normal form is refused without a credential", target: "/public/..;/admin", host: "status.example.com",
+			header: h("Accept", htmlAccept), want: 403, body: "status.example.com requires a request path in normal form"},
 		{name: "undecodable path is refused", target: "/%zz", host: "kibana.example.com",
 			header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"), want: 403, body: descBadPath},
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,7 +57,7 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	}
 	httpOpts := authz.HTTPOptions{
 		Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName,
-		Prefix: "/authz", Metrics: m, Logger: logger,
+		Prefix: checkPrefix, Metrics: m, Logger: logger,
 	}
 	c := &checks{}
 	if c.prefixed, err = authz.NewHTTPHandler(httpOpts); err != nil {
@@ -100,8 +101,30 @@ func (c *checks) listeners(cfg *config.Config) []*listener {
 	return out
 }
 
+// newHTTPServer serves h. "OPTIONS *" goes to h too, instead of net/http's
+// own 200: on a check listener every request is a check, and one that names
+// no path is refused.
 func newHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		DisableGeneralOptionsHandler: true}
+}
+
+// checkPrefix is where the main listener answers checks.
+const checkPrefix = "/authz"
+
+// withChecks sends the main listener's checks (every path that starts with
+// /authz, as sent or decoded) to check before next sees them: the
+// broker's router and http.ServeMux clean paths, answering
+// /authz/%2e%2e/admin with a redirect to /admin, and the check must decide
+// on the path exactly as the gateway sent it.
+func withChecks(next, check http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.RequestURI, checkPrefix) || strings.HasPrefix(r.URL.Path, checkPrefix) {
+			check.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // serveAll binds every listener (failing fast if one cannot), serves until
@@ -214,8 +237,6 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/authz", c.prefixed)
-	mux.Handle("/authz/", c.prefixed)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ks.LoadedAt().IsZero() {
@@ -226,7 +247,7 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(mux)}}, c.listeners(cfg)...)
+	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(withChecks(mux, c.prefixed))}}, c.listeners(cfg)...)
 	return serveAll(ctx, logger, ls, func() {
 		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "jwks_url", *jwksURL, "listen", cfg.Listen,
 			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen)
