@@ -112,6 +112,7 @@ type checker struct {
 	log      *slog.Logger
 	pages    *pages
 	realm    string // `Bearer realm="<issuer>"`
+	gateway  string // claims.GatewayAudience(issuer)
 	warn     *warnLimiter
 }
 
@@ -137,7 +138,7 @@ func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Met
 	}
 	return &checker{
 		issuer: issuer, verifier: v, policy: p, cookie: cookie, metrics: m, log: log, pages: pg,
-		realm: `Bearer realm="` + quoteSafe(issuer) + `"`, warn: newWarnLimiter(now),
+		realm: `Bearer realm="` + quoteSafe(issuer) + `"`, gateway: claims.GatewayAudience(issuer), warn: newWarnLimiter(now),
 	}, nil
 }
 
@@ -232,12 +233,17 @@ func (c *checker) authenticate(authz []string, cookies []string) verdict {
 
 // verifyBearer verifies an access token, or an ID token when the token
 // says it is one (verify.KindOf); the verifier accepts an ID token only for
-// an audience in authz.id_token_audiences. The access-token attempt comes
-// first so that a cached access token costs no header decoding.
+// an audience in authz.id_token_audiences. An access token is a gateway
+// credential only when its "aud" names claims.GatewayAudience, which the
+// broker adds for clients with gateway_access. The access-token attempt
+// comes first so that a cached access token costs no header decoding.
 func (c *checker) verifyBearer(v *verdict, tok string) {
 	cl, err := c.verify(tok, claims.KindAccess)
 	kind := claims.KindAccess
-	if errors.Is(err, verify.ErrType) && isIDToken(tok) {
+	switch {
+	case err == nil && !cl.Audience.Contains(c.gateway):
+		cl, err = nil, errNotForGateway
+	case errors.Is(err, verify.ErrType) && isIDToken(tok):
 		cl, err = c.verify(tok, claims.KindID)
 		kind = claims.KindID
 	}
@@ -247,6 +253,10 @@ func (c *checker) verifyBearer(v *verdict, tok string) {
 	}
 	v.claims, v.token, v.kind = cl, tok, kind
 }
+
+// errNotForGateway refuses an access token of a client without
+// gateway_access.
+var errNotForGateway = fmt.Errorf("%w: the access token's client has no gateway access", verify.ErrAudience)
 
 // isIDToken reports whether tok says it is an ID token (verify.KindOf).
 func isIDToken(tok string) bool {

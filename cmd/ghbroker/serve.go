@@ -249,6 +249,7 @@ func oidcClients(cs []config.Client) []oidc.Client {
 			ID: c.ID, Secret: c.Secret, Public: c.Public, Name: c.Name,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 			Scopes: c.Scopes, GrantTypes: c.GrantTypes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken, TokenTTL: c.TokenTTL.D(),
+			GatewayAccess: c.GatewayAccess,
 		})
 	}
 	return out

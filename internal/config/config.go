@@ -155,6 +155,12 @@ type Client struct {
 	// TokenTTL is the lifetime of the client's ID and access tokens.
 	// Default 1h; at most 24h.
 	TokenTTL Duration `yaml:"token_ttl"`
+	// GatewayAccess makes the client's access tokens credentials for the
+	// gateway authorization check (they carry the audience ISSUER/gateway).
+	// Off by default: an access token is for /userinfo and the client's
+	// own use, and a relying party that leaks one does not open every
+	// service behind the gateway.
+	GatewayAccess bool `yaml:"gateway_access"`
 }
 
 // Problem is one mistake in the file.

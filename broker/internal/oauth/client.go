@@ -58,6 +58,10 @@ type Client struct {
 	// TokenTTL is the lifetime of the client's ID and access tokens.
 	// Default 1h.
 	TokenTTL time.Duration
+	// GatewayAccess makes the client's access tokens gateway credentials:
+	// they carry claims.GatewayAudience, which the authorization check
+	// requires of a Bearer access token.
+	GatewayAccess bool
 }
 
 // AllowsScope reports whether the client may ask for scope.
