@@ -218,17 +218,49 @@ func (c *checker) authenticate(authz []string, cookies []string) verdict {
 		}
 		return v
 	}
-	for _, tok := range sessioncookie.Candidates(cookies, c.cookie) {
-		cl, err := c.verify(tok, claims.KindSession)
-		if err == nil {
-			v.claims, v.token, v.kind, v.refused = cl, tok, claims.KindSession, nil
-			return v
-		}
-		if v.refused == nil {
-			v.refused = err
+	var buf [sessioncookie.MaxCandidates]string
+	tok, err := c.pickSession(sessioncookie.AppendCandidates(buf[:0], cookies, c.cookie))
+	if tok == "" {
+		v.refused = err
+		return v
+	}
+	cl, err := c.verify(tok, claims.KindSession)
+	if err != nil {
+		v.refused = err
+		return v
+	}
+	v.claims, v.token, v.kind = cl, tok, claims.KindSession
+	return v
+}
+
+// pickSession chooses the one session cookie candidate worth verifying, so
+// that a request costs at most one signature check however many forged
+// cookies it carries: a token verified before, else the first that passes
+// every check but its signature (and has not failed it recently). With no
+// such candidate it returns "" and why the first one was refused.
+func (c *checker) pickSession(cands []string) (string, error) {
+	switch len(cands) {
+	case 0:
+		return "", nil
+	case 1:
+		return cands[0], nil // Verify runs the cheap checks first anyway
+	}
+	var pick string
+	var firstErr error
+	for _, tok := range cands {
+		cached, err := c.verifier.Precheck(tok, claims.KindSession)
+		switch {
+		case err != nil:
+			if firstErr == nil {
+				firstErr = err
+			}
+		case cached:
+			return tok, nil
+		case pick == "":
+			pick = tok
 		}
 	}
-	return v
+	return pick, firstErr
 }
 
 // verifyBearer verifies an access token, or an ID token when the token

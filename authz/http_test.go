@@ -63,6 +63,18 @@ func (s *stubVerifier) Verify(token string, kind claims.Kind) (*claims.Claims, e
 	return t.claims, nil
 }
 
+// Precheck answers as Verify would, without recording a call.
+func (s *stubVerifier) Precheck(token string, kind claims.Kind) (bool, error) {
+	t, ok := s.tokens[token]
+	switch {
+	case !ok:
+		return false, fmt.Errorf("%w: not a test token", verify.ErrMalformed)
+	case t.kind != kind:
+		return false, fmt.Errorf("%w: want %s", verify.ErrType, kind)
+	}
+	return false, t.err
+}
+
 func (s *stubVerifier) callsFor(token string) []claims.Kind {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -477,6 +489,7 @@ func TestHTTPGroupsHeaderCapped(t *testing.T) {
 type panickyVerifier struct{}
 
 func (panickyVerifier) Verify(string, claims.Kind) (*claims.Claims, error) { panic("boom") }
+func (panickyVerifier) Precheck(string, claims.Kind) (bool, error)         { panic("boom") }
 
 func TestHTTPPanicIs401(t *testing.T) {
 	var logs strings.Builder
