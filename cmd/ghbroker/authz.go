@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/authz/verify"
@@ -72,7 +74,7 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	if cfg.Authz.GRPCListen != "" {
 		c.grpc, err = authz.NewGRPCServer(authz.GRPCOptions{
 			Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName, Metrics: m, Logger: logger,
-			SessionRefresh: slide,
+			SessionRefresh: slide, ServerOptions: grpcLimits(cfg.Listeners),
 		})
 		if err != nil {
 			return nil, runtimeErr(err)
@@ -101,12 +103,29 @@ func (c *checks) listeners(cfg *config.Config) []*listener {
 	return out
 }
 
-// newHTTPServer serves h. "OPTIONS *" goes to h too, instead of net/http's
-// own 200: on a check listener every request is a check, and one that names
-// no path is refused.
+// newHTTPServer serves h; serveAll sets its timeouts. "OPTIONS *" goes to
+// h too, instead of net/http's own 200: on a check listener every request
+// is a check, and one that names no path is refused.
 func newHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		DisableGeneralOptionsHandler: true}
+	return &http.Server{Handler: h, MaxHeaderBytes: 64 << 10, DisableGeneralOptionsHandler: true}
+}
+
+// setLimits applies listeners.* to an HTTP server: a client that sends its
+// headers or body slowly, reads slowly or idles is cut off.
+func setLimits(s *http.Server, lim config.Listeners) {
+	s.ReadHeaderTimeout = lim.ReadHeaderTimeout.D()
+	s.ReadTimeout = lim.ReadTimeout.D()
+	s.WriteTimeout = lim.WriteTimeout.D()
+	s.IdleTimeout = lim.IdleTimeout.D()
+}
+
+// grpcLimits are listeners.* for the gRPC server: the handshake within the
+// header timeout, a connection without streams closed when idle.
+func grpcLimits(lim config.Listeners) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ConnectionTimeout(lim.ReadHeaderTimeout.D()),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: lim.IdleTimeout.D()}),
+	}
 }
 
 // checkPrefix is where the main listener answers checks.
@@ -127,9 +146,11 @@ func withChecks(next, check http.Handler) http.Handler {
 	})
 }
 
-// serveAll binds every listener (failing fast if one cannot), serves until
-// ctx is done or one fails, then shuts them all down gracefully.
-func serveAll(ctx context.Context, logger *slog.Logger, ls []*listener, bound func()) error {
+// serveAll binds every listener (failing fast if one cannot), applies
+// lim to each (timeouts, and at most lim.MaxConnections connections held
+// at once per listener), serves until ctx is done or one fails, then shuts
+// them all down gracefully.
+func serveAll(ctx context.Context, logger *slog.Logger, lim config.Listeners, ls []*listener, bound func()) error {
 	for _, l := range ls {
 		if l.netLn != nil {
 			continue
@@ -144,6 +165,12 @@ func serveAll(ctx context.Context, logger *slog.Logger, ls []*listener, bound fu
 			return runtimeErr(fmt.Errorf("%s: listen %s: %w", l.name, l.addr, err))
 		}
 		l.netLn = nl
+	}
+	for _, l := range ls {
+		l.netLn = netutil.LimitListener(l.netLn, lim.MaxConnections)
+		if l.http != nil {
+			setLimits(l.http, lim)
+		}
 	}
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
@@ -248,7 +275,7 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(withChecks(mux, c.prefixed))}}, c.listeners(cfg)...)
-	return serveAll(ctx, logger, ls, func() {
+	return serveAll(ctx, logger, cfg.Listeners, ls, func() {
 		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "jwks_url", *jwksURL, "listen", cfg.Listen,
 			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen)
 	})

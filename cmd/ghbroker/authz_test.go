@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -97,5 +99,123 @@ func TestChecksSeeTheRawPath(t *testing.T) {
 	}
 	if got := rawRequest(t, addr, "GET /authzx HTTP/1.1\r\nHost: x\r\n\r\n"); got != http.StatusUnauthorized {
 		t.Errorf("/authzx = %d, want 401 (not under the prefix)", got)
+	}
+}
+
+// slowLimits are listener limits short enough for a test.
+const slowLimits = `listeners:
+  read_header_timeout: 400ms
+  read_timeout: 800ms
+  write_timeout: 2s
+  idle_timeout: 600ms
+  max_connections: %d
+`
+
+// closedWithin reports whether the server closes c within d.
+func closedWithin(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 4096)
+	for {
+		_, err := c.Read(buf)
+		if err == nil {
+			continue // a response (400, 408): the close comes next
+		}
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+}
+
+// TestSlowClientsAreCutOff is issue #13 finding 3: hundreds of connections
+// that send their headers or body slowly, or nothing at all, neither stop
+// the check from answering nor stay open past the listener's timeouts.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	addr, check := freeAddr(t), freeAddr(t)
+	startApp(t, addr, "authz:\n  listen: "+check+"\n"+fmt.Sprintf(slowLimits, 1024))
+
+	const slow = 300
+	conns := make([]net.Conn, 0, slow)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := range slow {
+		c, err := net.DialTimeout("tcp", check, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		switch i % 3 {
+		case 0: // headers that never end (slowloris)
+			_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example.com\r\nX-Slow: ")
+		case 1: // a body that never comes
+			_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 1000000\r\n\r\nx")
+		case 2: // nothing at all
+		}
+	}
+	start := time.Now()
+	if got := rawRequest(t, check, "GET / HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\n\r\n"); got != http.StatusUnauthorized {
+		t.Errorf("check beside %d slow connections: %d, want 401", slow, got)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("check beside %d slow connections took %s", slow, d)
+	}
+	// Every slow connection is closed by the server within its timeout
+	// (read_timeout 800ms after it was accepted), with some slack.
+	deadline := time.Now().Add(3 * time.Second)
+	for i, c := range conns {
+		if !closedWithin(c, time.Until(deadline)) {
+			t.Fatalf("slow connection %d (kind %d) still open %s after it was opened", i, i%3, time.Since(start))
+		}
+	}
+	// An idle keep-alive connection is closed too.
+	c, err := net.Dial("tcp", check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\n\r\n")
+	if !closedWithin(c, 3*time.Second) {
+		t.Error("an idle keep-alive connection stayed open past idle_timeout")
+	}
+}
+
+// TestConnectionsPerListenerCapped: a listener holds at most
+// listeners.max_connections connections; the next waits until one closes.
+func TestConnectionsPerListenerCapped(t *testing.T) {
+	addr, check := freeAddr(t), freeAddr(t)
+	startApp(t, addr, "authz:\n  listen: "+check+"\n"+fmt.Sprintf(slowLimits, 4))
+	var held []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", check)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	time.Sleep(50 * time.Millisecond) // let the server accept them
+	c, err := net.Dial("tcp", check)  // the kernel accepts it; the server does not, yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the fifth connection was never served: %v", err)
+	}
+	resp.Body.Close()
+	// The four held connections are cut off after read_header_timeout
+	// (400ms); only then is the fifth accepted.
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("the fifth connection was served after %s, while four were held (max_connections: 4)", d)
+	}
+	for _, h := range held {
+		if !closedWithin(h, time.Second) {
+			t.Error("a held connection is still open")
+		}
 	}
 }

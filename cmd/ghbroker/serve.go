@@ -229,7 +229,7 @@ func (a *app) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
 	wg.Go(func() { a.store.RunSweeper(ctx, time.Minute) })
-	err = serveAll(ctx, a.log, ls, func() {
+	err = serveAll(ctx, a.log, a.cfg.Listeners, ls, func() {
 		a.addrs["listen"] = ls[0].netLn.Addr().String()
 		a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", a.addrs["listen"],
 			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "store", a.store.Path(), "admin_socket", sock)

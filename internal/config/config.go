@@ -29,6 +29,10 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+	// Listeners bounds every listener: timeouts and connections.
+	Listeners Listeners `yaml:"listeners"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
 	// Authz configures the gateway authorization check.
 	Authz Authz `yaml:"authz"`
 	// Storage selects the store.
@@ -52,6 +56,35 @@ type Log struct {
 	Format string `yaml:"format"`
 	// Level is debug, info (default), warn or error.
 	Level string `yaml:"level"`
+}
+
+// Listeners are the limits every listener (listen, authz.listen,
+// authz.grpc_listen, metrics.listen, the admin socket) applies, each on
+// its own: a slow client cannot hold a connection open for free, and no
+// listener holds more than MaxConnections at once.
+type Listeners struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included.
+	// Default 30s; at least ReadHeaderTimeout.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response, from the end of the request
+	// headers. Default 30s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle that long (gRPC: a
+	// connection without streams). Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the connections each listener holds open at
+	// once; more wait to be accepted. Default 4096.
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// Metrics configures where /metrics is served.
+type Metrics struct {
+	// Listen, when set, serves /metrics (and only /metrics) on a listener
+	// of its own, and the main listener has no /metrics. Empty serves it
+	// on the main listener.
+	Listen string `yaml:"listen"`
 }
 
 // Authz configures the authorization check's extra listeners.

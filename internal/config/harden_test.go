@@ -23,3 +23,35 @@ func TestClientGatewayAccess(t *testing.T) {
 		t.Errorf("err = %v, want the gateway audience refused as a client id", err)
 	}
 }
+
+// TestListenerLimits: listeners.* default to sane limits and refuse
+// impossible ones.
+func TestListenerLimits(t *testing.T) {
+	c, err := Parse("ok.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Listeners
+	if l.ReadHeaderTimeout.D() != DefaultReadHeaderTimeout || l.ReadTimeout.D() != DefaultReadTimeout || l.WriteTimeout.D() != DefaultWriteTimeout ||
+		l.IdleTimeout.D() != DefaultIdleTimeout || l.MaxConnections != DefaultMaxConnections {
+		t.Errorf("defaults: %+v", l)
+	}
+	c, err = Parse("ok.yaml", []byte(minimal+"listeners: {read_header_timeout: 2s, read_timeout: 5s, max_connections: 100}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listeners.ReadHeaderTimeout.D().Seconds() != 2 || c.Listeners.MaxConnections != 100 || c.Listeners.WriteTimeout.D() != DefaultWriteTimeout {
+		t.Errorf("set: %+v", c.Listeners)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"listeners: {read_timeout: 1s, read_header_timeout: 2s}\n", "must not be shorter than listeners.read_header_timeout"},
+		{"listeners: {idle_timeout: -1s}\n", "listeners.idle_timeout must be a positive duration"},
+		{"listeners: {max_connections: -5}\n", "listeners.max_connections must be at least 1"},
+		{"listeners: {max_conections: 5}\n", `did you mean "max_connections"`},
+	} {
+		_, err := Parse("bad.yaml", []byte(minimal+tt.yaml), nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want %q", tt.yaml, err, tt.want)
+		}
+	}
+}
