@@ -243,8 +243,11 @@ func TestAmbassadorAgreesWithTheBroker(t *testing.T) {
 		if len(authServices) > 0 && !brokerMapping {
 			t.Errorf("deploy/%s: an AuthService without a Mapping of / for %s (with bypass_auth)", dir, authHost)
 		}
-		if len(authServices) > 0 && !brokerMetricsHidden {
-			t.Errorf("deploy/%s: the Mapping of %s publishes /metrics; add a /metrics Mapping that rewrites it away", dir, authHost)
+		switch {
+		case cfg.Metrics.Listen == "" && len(authServices) > 0 && !brokerMetricsHidden:
+			t.Errorf("deploy/%s: the Mapping of %s publishes /metrics; set metrics.listen, or add a /metrics Mapping that rewrites it away", dir, authHost)
+		case cfg.Metrics.Listen != "" && brokerMetricsHidden:
+			t.Errorf("deploy/%s: a Mapping hides /metrics, which the main listener does not serve (metrics.listen is set): drop it", dir)
 		}
 	}
 	if !sawGRPC || !sawHTTP || !sawHTTPPrefix {

@@ -128,6 +128,26 @@ func grpcLimits(lim config.Listeners) []grpc.ServerOption {
 	}
 }
 
+// metricsListeners is metrics.listen, serving /metrics from g and
+// nothing else, when the config sets it.
+func metricsListeners(cfg *config.Config, g prometheus.Gatherer) []*listener {
+	if cfg.Metrics.Listen == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	return []*listener{{name: "metrics.listen", addr: cfg.Metrics.Listen, http: newHTTPServer(mux)}}
+}
+
+// mainGatherer is what the main listener serves at /metrics: nothing
+// (nil) when metrics.listen serves it instead.
+func mainGatherer(cfg *config.Config, g prometheus.Gatherer) prometheus.Gatherer {
+	if cfg.Metrics.Listen != "" {
+		return nil
+	}
+	return g
+}
+
 // checkPrefix is where the main listener answers checks.
 const checkPrefix = "/authz"
 
@@ -273,10 +293,13 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if g := mainGatherer(cfg, reg); g != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
 	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(withChecks(mux, c.prefixed))}}, c.listeners(cfg)...)
+	ls = append(ls, metricsListeners(cfg, reg)...)
 	return serveAll(ctx, logger, cfg.Listeners, ls, func() {
 		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "jwks_url", *jwksURL, "listen", cfg.Listen,
-			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen)
+			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen, "metrics_listen", cfg.Metrics.Listen)
 	})
 }

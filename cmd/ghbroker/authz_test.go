@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,5 +222,110 @@ func TestConnectionsPerListenerCapped(t *testing.T) {
 		if !closedWithin(h, time.Second) {
 			t.Error("a held connection is still open")
 		}
+	}
+}
+
+// get answers GET u with its status.
+func get(t *testing.T, u string) int {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestMetricsListen is issue #13 finding 5: with metrics.listen set,
+// /metrics is served there, and only there, by the broker and by the
+// replica.
+func TestMetricsListen(t *testing.T) {
+	addr, metrics := freeAddr(t), freeAddr(t)
+	startApp(t, addr, "metrics:\n  listen: "+metrics+"\n")
+	if got := get(t, "http://"+metrics+"/metrics"); got != http.StatusOK {
+		t.Errorf("metrics.listen /metrics = %d, want 200", got)
+	}
+	if got := get(t, "http://"+addr+"/metrics"); got == http.StatusOK {
+		t.Errorf("listen /metrics = %d, want none while metrics.listen is set", got)
+	}
+	if got := get(t, "http://"+metrics+"/healthz"); got == http.StatusOK {
+		t.Errorf("metrics.listen serves /healthz (%d): it serves /metrics alone", got)
+	}
+
+	// Without metrics.listen, the main listener serves /metrics as before.
+	plain := freeAddr(t)
+	startApp(t, plain, "")
+	if got := get(t, "http://"+plain+"/metrics"); got != http.StatusOK {
+		t.Errorf("listen /metrics without metrics.listen = %d, want 200", got)
+	}
+}
+
+// startReplica runs `ghbroker authz` in this process with a config of
+// listen, policy and extra; the JWKS it fetches need not exist.
+func startReplica(t *testing.T, addr, extra string) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "authz.yaml")
+	src := fmt.Sprintf("issuer: https://auth.example.com\nlisten: %q\nlog: {format: text}\n", addr) + extra
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out syncBuffer
+	go func() {
+		done <- run(ctx, env{stdout: &out, stderr: &out, lookupEnv: func(string) (string, bool) { return "", false }},
+			[]string{"authz", "--config", cfg, "--jwks-url", "http://127.0.0.1:9/keys"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "authz replica serving") {
+		select {
+		case code := <-done:
+			t.Fatalf("authz exited %d:\n%s", code, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica never served:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestReplicaMetricsListen(t *testing.T) {
+	addr, metrics := freeAddr(t), freeAddr(t)
+	startReplica(t, addr, "metrics:\n  listen: "+metrics+"\n")
+	if got := get(t, "http://"+metrics+"/metrics"); got != http.StatusOK {
+		t.Errorf("metrics.listen /metrics = %d, want 200", got)
+	}
+	if got := get(t, "http://"+addr+"/metrics"); got == http.StatusOK {
+		t.Errorf("listen /metrics = %d, want none while metrics.listen is set", got)
+	}
+	if got := get(t, "http://"+addr+"/healthz"); got != http.StatusOK {
+		t.Errorf("listen /healthz = %d", got)
+	}
+	// The replica's /authz is not cleaned by its ServeMux either.
+	if got := rawRequest(t, addr, "GET /authz/%2e%2e/admin HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\n\r\n"); got != http.StatusForbidden {
+		t.Errorf("replica /authz/%%2e%%2e/admin = %d, want 403", got)
 	}
 }

@@ -199,7 +199,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	}
 	b, err := broker.New(broker.Config{
 		Keys: km, Store: st, Handlers: []broker.Handler{signIn, provider, dev},
-		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: reg, Logger: logger,
+		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: mainGatherer(cfg, reg), Logger: logger,
 	})
 	if err != nil {
 		return nil, runtimeErr(err)
@@ -225,6 +225,7 @@ func (a *app) run(ctx context.Context) error {
 		{name: "admin socket", addr: sock, http: newHTTPServer(&admin.Handler{Keys: a.keys, Logger: a.log}), netLn: adminL},
 	}
 	ls = append(ls, a.checks.listeners(a.cfg)...)
+	ls = append(ls, metricsListeners(a.cfg, a.reg)...)
 
 	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
@@ -232,7 +233,8 @@ func (a *app) run(ctx context.Context) error {
 	err = serveAll(ctx, a.log, a.cfg.Listeners, ls, func() {
 		a.addrs["listen"] = ls[0].netLn.Addr().String()
 		a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", a.addrs["listen"],
-			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "store", a.store.Path(), "admin_socket", sock)
+			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "metrics_listen", a.cfg.Metrics.Listen,
+			"store", a.store.Path(), "admin_socket", sock)
 		close(a.ready)
 	})
 	cancel()
