@@ -61,6 +61,10 @@ type HTTPOptions struct {
 	// Prefix is stripped from an Ambassador/Envoy check's path: "/authz"
 	// on the main listener (Emissary path_prefix), "" on authz.listen.
 	Prefix string
+	// Dialect fixes the gateway convention of every check (authz.dialect):
+	// the headers of other dialects are then never read. DialectAuto (the
+	// zero value) tells each check's from its headers (ParseHTTPRequest).
+	Dialect Dialect
 	// Metrics records decisions. May be nil.
 	Metrics *Metrics
 	// Logger receives decisions at debug level, checks refused as
@@ -98,7 +102,12 @@ func NewHTTPHandler(opts HTTPOptions) (http.Handler, error) {
 	if opts.Prefix != "" && (!strings.HasPrefix(opts.Prefix, "/") || strings.HasSuffix(opts.Prefix, "/")) {
 		return nil, fmt.Errorf("authz: prefix %q must start with / and not end with /", opts.Prefix)
 	}
-	return &httpHandler{c: c, prefix: opts.Prefix, memo: newHeaderMemo()}, nil
+	switch opts.Dialect {
+	case DialectAuto, DialectAmbassador, DialectNginx, DialectTraefik:
+	default:
+		return nil, fmt.Errorf("authz: unknown dialect %d", opts.Dialect)
+	}
+	return &httpHandler{c: c, prefix: opts.Prefix, dialect: opts.Dialect, memo: newHeaderMemo()}, nil
 }
 
 // checker is the pipeline both front doors share: credential, decision,
@@ -427,9 +436,10 @@ func (c *checker) logDecision(ctx context.Context, d door, req *Request, v verdi
 
 // httpHandler is the HTTP front door.
 type httpHandler struct {
-	c      *checker
-	prefix string
-	memo   *headerMemo
+	c       *checker
+	prefix  string
+	dialect Dialect // DialectAuto: told from the headers
+	memo    *headerMemo
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -450,7 +460,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.c.metrics.observe(d, res, time.Since(start))
 	}()
 
-	req, dialect, err := ParseHTTPRequest(r, h.prefix)
+	req, dialect, err := ParseHTTPRequestAs(r, h.prefix, h.dialect)
 	d = doorOf(dialect)
 	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r.Header["Cookie"], nil)
 	res = v.result

@@ -98,13 +98,14 @@ func checkAuthService(t *testing.T, where string, r *rendered, cfg *config.Confi
 			if be.Port.ContainerPort != ports["authz"] {
 				t.Errorf("%s: an HTTP AuthService without path_prefix must reach authz.listen %d, not port %d", where, ports["authz"], be.Port.ContainerPort)
 			}
-		case "/authz":
-			if be.Port.ContainerPort != ports["http"] || be.Command != "serve" {
-				t.Errorf("%s: path_prefix /authz is served by the broker's main listener %d (ghbroker serve), not %s port %d", where, ports["http"], be.Command, be.Port.ContainerPort)
+		case "/authz-envoy", "/authz":
+			if be.Port.ContainerPort != ports["http"] {
+				t.Errorf("%s: path_prefix %s is served by the main listener %d, not %s port %d", where, prefix, ports["http"], be.Command, be.Port.ContainerPort)
 			}
 		default:
-			t.Errorf("%s: path_prefix %q: the broker serves checks under /authz (main listener) or at every path of authz.listen", where, prefix)
+			t.Errorf("%s: path_prefix %q: the broker serves Envoy checks under /authz-envoy (or /authz) on the main listener, or at every path of authz.listen", where, prefix)
 		}
+		checkDialect(t, where, cfg, be, str(spec, "path_prefix"), authz.DialectAmbassador)
 		reqHeaders := strList(spec, "allowed_request_headers")
 		if !slices.Contains(reqHeaders, "accept") {
 			t.Errorf("%s: allowed_request_headers must list accept, or every GET looks like a browser navigation", where)

@@ -26,13 +26,37 @@ import (
 
 // checks are the authorization check's front doors built from one config.
 type checks struct {
-	// prefixed answers /authz and /authz/* on the main listener.
+	// prefixed answers /authz and /authz/* on the main listener, telling
+	// each check's dialect from its headers.
 	prefixed http.Handler
+	// fixed answer the main listener's check paths whose dialect is fixed
+	// (fixedCheckPaths).
+	fixed []fixedDoor
 	// dedicated answers every path on authz.listen (nil when unset).
 	dedicated http.Handler
 	// grpc serves envoy.service.auth.v3.Authorization on authz.grpc_listen
 	// (nil when unset).
 	grpc *grpc.Server
+}
+
+// fixedCheckPaths are the main listener's check paths with a fixed
+// dialect, beside the automatic /authz. They lie outside /authz/ so that no
+// check Emissary sends with path_prefix /authz (always /authz + "/" + the
+// original path) can be taken for one. /authz-envoy is a prefix
+// (path_prefix: /authz-envoy); nginx and Traefik call the bare path.
+var fixedCheckPaths = [...]struct {
+	path    string
+	dialect authz.Dialect
+}{
+	{"/authz-envoy", authz.DialectAmbassador},
+	{"/authz-nginx", authz.DialectNginx},
+	{"/authz-traefik", authz.DialectTraefik},
+}
+
+// fixedDoor is a check path of the main listener with its door.
+type fixedDoor struct {
+	path string
+	h    http.Handler
 }
 
 // keyAge is what the key-set-age metric reads.
@@ -65,8 +89,20 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	if c.prefixed, err = authz.NewHTTPHandler(httpOpts); err != nil {
 		return nil, runtimeErr(err)
 	}
+	for _, f := range fixedCheckPaths {
+		opts := httpOpts
+		opts.Prefix, opts.Dialect = f.path, f.dialect
+		h, err := authz.NewHTTPHandler(opts)
+		if err != nil {
+			return nil, runtimeErr(err)
+		}
+		c.fixed = append(c.fixed, fixedDoor{path: f.path, h: h})
+	}
 	if cfg.Authz.Listen != "" {
 		httpOpts.Prefix = ""
+		if httpOpts.Dialect, err = authz.ParseDialect(cfg.Authz.Dialect); err != nil {
+			return nil, configErr(err)
+		}
 		if c.dedicated, err = authz.NewHTTPHandler(httpOpts); err != nil {
 			return nil, runtimeErr(err)
 		}
@@ -152,18 +188,32 @@ func mainGatherer(cfg *config.Config, g prometheus.Gatherer) prometheus.Gatherer
 const checkPrefix = "/authz"
 
 // withChecks sends the main listener's checks (every path that starts with
-// /authz, as sent or decoded) to check before next sees them: the
+// /authz, as sent or decoded) to c's doors before next sees them: the
 // broker's router and http.ServeMux clean paths, answering
 // /authz/%2e%2e/admin with a redirect to /admin, and the check must decide
-// on the path exactly as the gateway sent it.
-func withChecks(next, check http.Handler) http.Handler {
+// on the path exactly as the gateway sent it. /authz-envoy, /authz-nginx
+// and /authz-traefik (and what lies under them) go to the doors of fixed
+// dialect, the rest of /authz… to the automatic one.
+func withChecks(next http.Handler, c *checks) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.RequestURI, checkPrefix) || strings.HasPrefix(r.URL.Path, checkPrefix) {
-			check.ServeHTTP(w, r)
+		if !strings.HasPrefix(r.RequestURI, checkPrefix) && !strings.HasPrefix(r.URL.Path, checkPrefix) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		for _, f := range c.fixed {
+			if underPath(r.RequestURI, f.path) || underPath(r.URL.Path, f.path) {
+				f.h.ServeHTTP(w, r)
+				return
+			}
+		}
+		c.prefixed.ServeHTTP(w, r)
 	})
+}
+
+// underPath reports whether the request target s is p or lies under it.
+func underPath(s, p string) bool {
+	rest, ok := strings.CutPrefix(s, p)
+	return ok && (rest == "" || rest[0] == '/' || rest[0] == '?')
 }
 
 // serveAll binds every listener (failing fast if one cannot), applies
@@ -296,7 +346,7 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	if g := mainGatherer(cfg, reg); g != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
-	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(withChecks(mux, c.prefixed))}}, c.listeners(cfg)...)
+	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(withChecks(mux, c))}}, c.listeners(cfg)...)
 	ls = append(ls, metricsListeners(cfg, reg)...)
 	return serveAll(ctx, logger, cfg.Listeners, ls, func() {
 		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "jwks_url", *jwksURL, "listen", cfg.Listen,

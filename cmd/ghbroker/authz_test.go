@@ -329,3 +329,40 @@ func TestReplicaMetricsListen(t *testing.T) {
 		t.Errorf("replica /authz/%%2e%%2e/admin = %d, want 403", got)
 	}
 }
+
+// TestDialectPaths is issue #13 finding 11 on the listeners: authz.dialect
+// fixes authz.listen's dialect, /authz-envoy, /authz-nginx and
+// /authz-traefik fix theirs on the main listener, and /authz tells it from
+// the headers but refuses a mix.
+func TestDialectPaths(t *testing.T) {
+	addr, check := freeAddr(t), freeAddr(t)
+	startApp(t, addr, "authz:\n  listen: "+check+"\n  dialect: envoy\n"+
+		"policy:\n  rules:\n    - {hosts: [app.example.com], paths: [/public], public: true}\n")
+	req := func(target string, hdr ...string) string {
+		s := "GET " + target + " HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\n"
+		for i := 0; i+1 < len(hdr); i += 2 {
+			s += hdr[i] + ": " + hdr[i+1] + "\r\n"
+		}
+		return s + "\r\n"
+	}
+	for _, tt := range []struct {
+		name, addr, request string
+		want                int
+	}{
+		{"authz.listen fixed to envoy: its path", check, req("/public/x"), 200},
+		{"authz.listen fixed to envoy: a forged X-Original-URI decides nothing", check, req("/admin", "X-Original-URI", "/public"), 401},
+		{"/authz-envoy: its path", addr, req("/authz-envoy/public/x"), 200},
+		{"/authz-envoy: a forged X-Original-URI decides nothing", addr, req("/authz-envoy/admin", "X-Original-URI", "/public"), 401},
+		{"/authz-nginx", addr, req("/authz-nginx", "X-Original-URI", "/public"), 200},
+		{"/authz-nginx: X-Forwarded-Uri decides nothing", addr, req("/authz-nginx", "X-Forwarded-Uri", "/public"), 401},
+		{"/authz-traefik", addr, req("/authz-traefik", "X-Forwarded-Uri", "/public", "X-Forwarded-Host", "app.example.com"), 200},
+		{"/authz-traefik: X-Original-URI decides nothing", addr, req("/authz-traefik", "X-Original-URI", "/public"), 401},
+		{"/authz: nginx headers at the bare prefix", addr, req("/authz", "X-Original-URI", "/public"), 200},
+		{"/authz: an Emissary check with a forged X-Original-URI", addr, req("/authz/admin", "X-Original-URI", "/public"), 401},
+		{"/authz: Emissary", addr, req("/authz/public"), 200},
+	} {
+		if got := rawRequest(t, tt.addr, tt.request); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -221,7 +221,7 @@ func (a *app) run(ctx context.Context) error {
 	}
 	defer os.Remove(sock)
 	ls := []*listener{
-		{name: "listen", addr: a.cfg.Listen, http: newHTTPServer(withChecks(a.broker, a.checks.prefixed))},
+		{name: "listen", addr: a.cfg.Listen, http: newHTTPServer(withChecks(a.broker, a.checks))},
 		{name: "admin socket", addr: sock, http: newHTTPServer(&admin.Handler{Keys: a.keys, Logger: a.log}), netLn: adminL},
 	}
 	ls = append(ls, a.checks.listeners(a.cfg)...)

@@ -91,6 +91,12 @@ type Metrics struct {
 type Authz struct {
 	// Listen, when set, is a listener where every path is a check.
 	Listen string `yaml:"listen"`
+	// Dialect fixes the gateway convention of the checks on Listen:
+	// "envoy" (Envoy's HTTP ext_authz, Emissary's proto: http), "nginx",
+	// "traefik", or "auto" (default: told from each check's headers).
+	// The main listener's /authz-envoy, /authz-nginx and /authz-traefik
+	// have theirs fixed by their path; its /authz is automatic.
+	Dialect string `yaml:"dialect"`
 	// GRPCListen, when set, serves envoy.service.auth.v3.Authorization.
 	GRPCListen string `yaml:"grpc_listen"`
 	// IDTokenAudiences lists client ids whose ID tokens the check accepts

@@ -55,3 +55,14 @@ func TestListenerLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthzDialect(t *testing.T) {
+	c, err := Parse("ok.yaml", []byte(minimal+"authz: {listen: \":8081\", dialect: nginx}\n"), nil)
+	if err != nil || c.Authz.Dialect != "nginx" {
+		t.Fatalf("dialect %q, %v", c.Authz.Dialect, err)
+	}
+	_, err = Parse("bad.yaml", []byte(minimal+"authz: {listen: \":8081\", dialect: ambassador}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `authz.dialect must be "auto", "envoy", "nginx" or "traefik", not "ambassador"`) {
+		t.Errorf("err = %v", err)
+	}
+}

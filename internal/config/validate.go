@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ghbroker/ghbroker/authz"
 )
 
 type validator struct {
@@ -43,6 +45,9 @@ func (v *validator) validate(c *Config) {
 	v.issuer(c)
 	v.listeners(c)
 	v.oneOf("log.format", c.Log.Format, "json", "text")
+	if _, err := authz.ParseDialect(c.Authz.Dialect); err != nil {
+		v.fail("authz.dialect", "authz.dialect %s, not %q", authz.ErrUnknownDialect, c.Authz.Dialect)
+	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if !v.authzOnly {
 		if c.Storage.Bolt.Path == "" {
