@@ -115,3 +115,32 @@ func TestForgedCookiesCostOneSignature(t *testing.T) {
 		t.Errorf("the cached real session beside a new forgery: %d, want 200", got)
 	}
 }
+
+// TestAccessTokenOfAnotherClientRefused is issue #13 finding 4 with real
+// tokens: an access token minted for Grafana (aud: the issuer and
+// "grafana", as every access token carried) is no gateway credential.
+func TestAccessTokenOfAnotherClientRefused(t *testing.T) {
+	km, err := keys.NewManager(context.Background(), memory.New(memory.Options{}), keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.New(verify.Options{Issuer: testIssuer, Keys: km})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := newTestHTTPHandler(t, v, "")
+	now := time.Now()
+	tok, err := km.Sign(claims.KindAccess, &claims.Claims{Claims: jwt.Claims{Issuer: testIssuer, Subject: "1", Audience: jwt.Audience{testIssuer, "grafana"},
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour))}, ClientID: "grafana", PreferredUsername: "sre-user", Groups: []string{"acme/sre"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Host = grafanaHost
+	r.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	hd.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("Grafana's access token at the gateway: %d %q, want 401 invalid_token", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+}

@@ -35,16 +35,17 @@ func startApp(t *testing.T, addr, extra string) *app {
 		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx) }()
+	var runErr error
+	exited := make(chan struct{})
+	go func() { runErr = a.run(ctx); close(exited) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		<-exited
 	})
 	select {
 	case <-a.ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
+	case <-exited:
+		t.Fatalf("serve: %v", runErr)
 	case <-time.After(20 * time.Second):
 		t.Fatal("never ready")
 	}
@@ -270,20 +271,22 @@ func startReplica(t *testing.T, addr, extra string) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
+	var code int
+	exited := make(chan struct{})
 	var out syncBuffer
 	go func() {
-		done <- run(ctx, env{stdout: &out, stderr: &out, lookupEnv: func(string) (string, bool) { return "", false }},
+		code = run(ctx, env{stdout: &out, stderr: &out, lookupEnv: func(string) (string, bool) { return "", false }},
 			[]string{"authz", "--config", cfg, "--jwks-url", "http://127.0.0.1:9/keys"})
+		close(exited)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		<-exited
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "authz replica serving") {
 		select {
-		case code := <-done:
+		case <-exited:
 			t.Fatalf("authz exited %d:\n%s", code, out.String())
 		default:
 		}
