@@ -53,30 +53,39 @@ func checkPath(p string) (match string, form pathForm) {
 	}
 	escaped, nonASCII := false, false
 	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '/':
-			rest := p[i+1:]
-			if seg, _, _ := strings.Cut(rest, "/"); seg == "." || seg == ".." || (seg == "" && len(rest) > 0) {
-				form = pathUnnormalized
+		switch pathClass[p[i]] {
+		case classPlain:
+		case classSlash:
+			// "//", or a "." or ".." segment.
+			if rest := p[i+1:]; rest != "" {
+				switch {
+				case rest[0] == '/':
+					form = pathUnnormalized
+				case rest[0] == '.':
+					if len(rest) == 1 || rest[1] == '/' || (rest[1] == '.' && (len(rest) == 2 || rest[2] == '/')) {
+						form = pathUnnormalized
+					}
+				}
 			}
-		case c == '%':
+		case classPercent:
 			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
 				return "", pathMalformed
 			}
-			b := unhex(p[i+1])<<4 | unhex(p[i+2])
-			switch {
+			switch b := unhex(p[i+1])<<4 | unhex(p[i+2]); {
 			case b < ' ' || b == 0x7f:
 				return "", pathMalformed
-			case isUnreserved(b) || strings.IndexByte(`/\;#%?`, b) >= 0:
+			case b == '/' || b == '%' || b == '?' || pathClass[b] == classUnnormal || isUnreserved(b):
 				form = pathUnnormalized
+			case b >= 0x80:
+				nonASCII = true
 			}
-			escaped, nonASCII = true, nonASCII || b >= 0x80
+			escaped = true
 			i += 2
-		case c == '\\' || c == ';' || c == '#':
+		case classUnnormal:
 			form = pathUnnormalized
-		case c <= ' ' || c == 0x7f:
+		case classMalformed:
 			return "", pathMalformed
-		case c >= 0x80:
+		case classNonASCII:
 			nonASCII = true
 		}
 	}
@@ -97,6 +106,31 @@ func checkPath(p string) (match string, form pathForm) {
 	}
 	return match, pathNormal
 }
+
+// Byte classes of checkPath, raw or escaped.
+const (
+	classPlain     = iota // anything else
+	classSlash            // "/"
+	classPercent          // "%"
+	classUnnormal         // "\", ";", "#": routers read them differently
+	classMalformed        // controls, space, DEL
+	classNonASCII         // >= 0x80: part of a UTF-8 sequence
+)
+
+// pathClass is the class of every byte.
+var pathClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c <= ' ' || c == 0x7f:
+			t[c] = classMalformed
+		case c >= 0x80:
+			t[c] = classNonASCII
+		}
+	}
+	t['/'], t['%'] = classSlash, classPercent
+	t['\\'], t[';'], t['#'] = classUnnormal, classUnnormal, classUnnormal
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
