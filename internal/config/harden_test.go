@@ -66,3 +66,32 @@ func TestAuthzDialect(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestPolicyPathOptions: case_insensitive and
+// insecure_allow_unnormalized_paths decode, and a rule path that is not in
+// normal form is refused at its line.
+func TestPolicyPathOptions(t *testing.T) {
+	c, err := Parse("ok.yaml", []byte(minimal+`policy:
+  rules:
+    - hosts: [status.example.com]
+      paths: [/Admin]
+      case_insensitive: true
+      insecure_allow_unnormalized_paths: true
+      public: true
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Policy.Rules[0]; !r.CaseInsensitive || !r.InsecureAllowUnnormalizedPaths {
+		t.Errorf("rule %+v", r)
+	}
+	_, err = Parse("bad.yaml", []byte(minimal+`policy:
+  rules:
+    - hosts: [status.example.com]
+      paths: [/x/../admin]
+      public: true
+`), nil)
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:9: policy.rules[0].paths[0]") || !strings.Contains(err.Error(), "in normal form") {
+		t.Errorf("err = %v", err)
+	}
+}
