@@ -19,7 +19,14 @@ import (
 // claims; errors wrap the sentinels of package verify. *verify.Verifier
 // implements it; front doors depend on this interface.
 type TokenVerifier interface {
+	// Verify checks token and returns its claims.
 	Verify(token string, kind claims.Kind) (*claims.Claims, error)
+	// Precheck tells, without a signature check, whether Verify might
+	// accept token: cached when it would cost no signature check, a nil
+	// error when every check but the signature passes (see
+	// verify.Verifier.Precheck). A door holding several session cookies
+	// uses it to spend at most one signature check on a request.
+	Precheck(token string, kind claims.Kind) (cached bool, err error)
 }
 
 var _ TokenVerifier = (*verify.Verifier)(nil)

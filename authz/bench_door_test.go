@@ -73,7 +73,7 @@ func BenchmarkHTTPCheckBearer(b *testing.B) {
 		b.Fatal(err)
 	}
 	tok, _ := km.Sign(claims.KindAccess, &claims.Claims{Claims: jwt.Claims{Issuer: iss, Subject: "1",
-		Audience: jwt.Audience{iss}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		Audience: jwt.Audience{iss, claims.GatewayAudience(iss)}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
 		PreferredUsername: "alice", Groups: []string{"acme", "acme/sre"}})
 	req := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
 	req.Host = "app.example.com"
@@ -106,7 +106,7 @@ func BenchmarkHTTPCheckDistinctTokens(b *testing.B) {
 	reqs := make([]*http.Request, 512)
 	for i := range reqs {
 		tok, _ := km.Sign(claims.KindAccess, &claims.Claims{Claims: jwt.Claims{Issuer: iss, Subject: "1", ID: strconv.Itoa(i),
-			Audience: jwt.Audience{iss}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+			Audience: jwt.Audience{iss, claims.GatewayAudience(iss)}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))},
 			PreferredUsername: "alice", Groups: []string{"acme", "acme/sre", "acme/dev"}})
 		r := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
 		r.Host = "app.example.com"

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ghbroker/ghbroker/claims"
@@ -74,12 +75,43 @@ func BenchmarkEvaluate1000Rules(b *testing.B) {
 	}
 }
 
-// BenchmarkEvaluateUncleanPath is the uncommon case: a path that needs
-// decoding, which may allocate.
+// BenchmarkEvaluateUncleanPath is a path not in normal form, refused
+// before any rule.
 func BenchmarkEvaluateUncleanPath(b *testing.B) {
 	p := benchPolicy(b, 1000)
 	u := &claims.Claims{PreferredUsername: "root"}
 	req := Request{Host: "svc500.example.com", Path: "/x/../%61dmin/users"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Evaluate(u, &req, nil)
+	}
+}
+
+// BenchmarkEvaluateEscapedPath is a path in normal form with an escape
+// (a space), which is decoded before matching and so allocates.
+func BenchmarkEvaluateEscapedPath(b *testing.B) {
+	p := benchPolicy(b, 1000)
+	u := &claims.Claims{PreferredUsername: "root"}
+	req := Request{Host: "svc500.example.com", Path: "/admin/my%20users"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Evaluate(u, &req, nil)
+	}
+}
+
+// BenchmarkEvaluateUnnormalizedOptOut is the worst case of a rule with
+// insecure_allow_unnormalized_paths: a long path with every kind of
+// oddity on a host with other rules, read every way an upstream might.
+func BenchmarkEvaluateUnnormalizedOptOut(b *testing.B) {
+	p, err := CompilePolicy(PolicyConfig{Rules: []RuleConfig{
+		{Hosts: []string{"git.example.com"}, Paths: []string{"/api"}, Allow: AllowConfig{Users: []string{"root"}}, InsecureAllowUnnormalizedPaths: true},
+		{Hosts: []string{"git.example.com"}, Allow: AllowConfig{Users: []string{"admin"}}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	u := &claims.Claims{PreferredUsername: "root"}
+	req := Request{Host: "git.example.com", Path: "/api/v4/projects/a%2Fb;x=1/%252e/..\\c//d#e" + strings.Repeat("/segment", 115)}
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = p.Evaluate(u, &req, nil)

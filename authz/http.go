@@ -61,6 +61,10 @@ type HTTPOptions struct {
 	// Prefix is stripped from an Ambassador/Envoy check's path: "/authz"
 	// on the main listener (Emissary path_prefix), "" on authz.listen.
 	Prefix string
+	// Dialect fixes the gateway convention of every check (authz.dialect):
+	// the headers of other dialects are then never read. DialectAuto (the
+	// zero value) tells each check's from its headers (ParseHTTPRequest).
+	Dialect Dialect
 	// Metrics records decisions. May be nil.
 	Metrics *Metrics
 	// Logger receives decisions at debug level, checks refused as
@@ -98,7 +102,12 @@ func NewHTTPHandler(opts HTTPOptions) (http.Handler, error) {
 	if opts.Prefix != "" && (!strings.HasPrefix(opts.Prefix, "/") || strings.HasSuffix(opts.Prefix, "/")) {
 		return nil, fmt.Errorf("authz: prefix %q must start with / and not end with /", opts.Prefix)
 	}
-	return &httpHandler{c: c, prefix: opts.Prefix, memo: newHeaderMemo()}, nil
+	switch opts.Dialect {
+	case DialectAuto, DialectAmbassador, DialectNginx, DialectTraefik:
+	default:
+		return nil, fmt.Errorf("authz: unknown dialect %d", opts.Dialect)
+	}
+	return &httpHandler{c: c, prefix: opts.Prefix, dialect: opts.Dialect, memo: newHeaderMemo()}, nil
 }
 
 // checker is the pipeline both front doors share: credential, decision,
@@ -112,6 +121,7 @@ type checker struct {
 	log      *slog.Logger
 	pages    *pages
 	realm    string // `Bearer realm="<issuer>"`
+	gateway  string // claims.GatewayAudience(issuer)
 	warn     *warnLimiter
 }
 
@@ -137,7 +147,7 @@ func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Met
 	}
 	return &checker{
 		issuer: issuer, verifier: v, policy: p, cookie: cookie, metrics: m, log: log, pages: pg,
-		realm: `Bearer realm="` + quoteSafe(issuer) + `"`, warn: newWarnLimiter(now),
+		realm: `Bearer realm="` + quoteSafe(issuer) + `"`, gateway: claims.GatewayAudience(issuer), warn: newWarnLimiter(now),
 	}, nil
 }
 
@@ -153,6 +163,9 @@ type verdict struct {
 	invalid string         // an invalid_request description
 	reqErr  error          // why the original request could not be reconstructed
 }
+
+// reasonBadPath is the warn-level reason of a check refused for its path.
+const reasonBadPath = "the request path is not in normal form"
 
 // check authenticates and decides. redirects says whether the door can send
 // a browser to the login (not nginx). authz are the Authorization header
@@ -214,27 +227,64 @@ func (c *checker) authenticate(authz []string, cookies []string) verdict {
 		}
 		return v
 	}
-	for _, tok := range sessioncookie.Candidates(cookies, c.cookie) {
-		cl, err := c.verify(tok, claims.KindSession)
-		if err == nil {
-			v.claims, v.token, v.kind, v.refused = cl, tok, claims.KindSession, nil
-			return v
-		}
-		if v.refused == nil {
-			v.refused = err
+	var buf [sessioncookie.MaxCandidates]string
+	tok, err := c.pickSession(sessioncookie.AppendCandidates(buf[:0], cookies, c.cookie))
+	if tok == "" {
+		v.refused = err
+		return v
+	}
+	cl, err := c.verify(tok, claims.KindSession)
+	if err != nil {
+		v.refused = err
+		return v
+	}
+	v.claims, v.token, v.kind = cl, tok, claims.KindSession
+	return v
+}
+
+// pickSession chooses the one session cookie candidate worth verifying, so
+// that a request costs at most one signature check however many forged
+// cookies it carries: a token verified before, else the first that passes
+// every check but its signature (and has not failed it recently). With no
+// such candidate it returns "" and why the first one was refused.
+func (c *checker) pickSession(cands []string) (string, error) {
+	switch len(cands) {
+	case 0:
+		return "", nil
+	case 1:
+		return cands[0], nil // Verify runs the cheap checks first anyway
+	}
+	var pick string
+	var firstErr error
+	for _, tok := range cands {
+		cached, err := c.verifier.Precheck(tok, claims.KindSession)
+		switch {
+		case err != nil:
+			if firstErr == nil {
+				firstErr = err
+			}
+		case cached:
+			return tok, nil
+		case pick == "":
+			pick = tok
 		}
 	}
-	return v
+	return pick, firstErr
 }
 
 // verifyBearer verifies an access token, or an ID token when the token
 // says it is one (verify.KindOf); the verifier accepts an ID token only for
-// an audience in authz.id_token_audiences. The access-token attempt comes
-// first so that a cached access token costs no header decoding.
+// an audience in authz.id_token_audiences. An access token is a gateway
+// credential only when its "aud" names claims.GatewayAudience, which the
+// broker adds for clients with gateway_access. The access-token attempt
+// comes first so that a cached access token costs no header decoding.
 func (c *checker) verifyBearer(v *verdict, tok string) {
 	cl, err := c.verify(tok, claims.KindAccess)
 	kind := claims.KindAccess
-	if errors.Is(err, verify.ErrType) && isIDToken(tok) {
+	switch {
+	case err == nil && !cl.Audience.Contains(c.gateway):
+		cl, err = nil, errNotForGateway
+	case errors.Is(err, verify.ErrType) && isIDToken(tok):
 		cl, err = c.verify(tok, claims.KindID)
 		kind = claims.KindID
 	}
@@ -244,6 +294,10 @@ func (c *checker) verifyBearer(v *verdict, tok string) {
 	}
 	v.claims, v.token, v.kind = cl, tok, kind
 }
+
+// errNotForGateway refuses an access token of a client without
+// gateway_access.
+var errNotForGateway = fmt.Errorf("%w: the access token's client has no gateway access", verify.ErrAudience)
 
 // isIDToken reports whether tok says it is an ID token (verify.KindOf).
 func isIDToken(tok string) bool {
@@ -382,9 +436,10 @@ func (c *checker) logDecision(ctx context.Context, d door, req *Request, v verdi
 
 // httpHandler is the HTTP front door.
 type httpHandler struct {
-	c      *checker
-	prefix string
-	memo   *headerMemo
+	c       *checker
+	prefix  string
+	dialect Dialect // DialectAuto: told from the headers
+	memo    *headerMemo
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -405,7 +460,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.c.metrics.observe(d, res, time.Since(start))
 	}()
 
-	req, dialect, err := ParseHTTPRequest(r, h.prefix)
+	req, dialect, err := ParseHTTPRequestAs(r, h.prefix, h.dialect)
 	d = doorOf(dialect)
 	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r.Header["Cookie"], nil)
 	res = v.result

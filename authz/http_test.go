@@ -63,6 +63,18 @@ func (s *stubVerifier) Verify(token string, kind claims.Kind) (*claims.Claims, e
 	return t.claims, nil
 }
 
+// Precheck answers as Verify would, without recording a call.
+func (s *stubVerifier) Precheck(token string, kind claims.Kind) (bool, error) {
+	t, ok := s.tokens[token]
+	switch {
+	case !ok:
+		return false, fmt.Errorf("%w: not a test token", verify.ErrMalformed)
+	case t.kind != kind:
+		return false, fmt.Errorf("%w: want %s", verify.ErrType, kind)
+	}
+	return false, t.err
+}
+
 func (s *stubVerifier) callsFor(token string) []claims.Kind {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,10 +100,19 @@ var (
 	sessExpired = fakeJWS(claims.KindSession, "expired")
 	sessLong    = fakeJWS(claims.KindSession, strings.Repeat("x", 6000))
 	atSRE       = fakeJWS(claims.KindAccess, "sre")
+	atNoGateway = fakeJWS(claims.KindAccess, "sre-no-gateway")
 	atExpired   = fakeJWS(claims.KindAccess, "expired")
 	idOK        = fakeJWS(claims.KindID, "id-ok")
 	idOtherAud  = fakeJWS(claims.KindID, "id-other")
 )
+
+// withGateway is c as an access token of a client with gateway_access:
+// its audience names claims.GatewayAudience.
+func withGateway(c *claims.Claims) *claims.Claims {
+	g := *c
+	g.Audience = jwt.Audience{testIssuer, "cli", claims.GatewayAudience(testIssuer)}
+	return &g
+}
 
 func newStubVerifier() *stubVerifier {
 	return &stubVerifier{tokens: map[string]stubToken{
@@ -99,7 +120,8 @@ func newStubVerifier() *stubVerifier {
 		sessBob:     {kind: claims.KindSession, claims: bob},
 		sessExpired: {kind: claims.KindSession, err: fmt.Errorf("%w: 2m ago", verify.ErrExpired)},
 		sessLong:    {kind: claims.KindSession, claims: sre},
-		atSRE:       {kind: claims.KindAccess, claims: sre},
+		atSRE:       {kind: claims.KindAccess, claims: withGateway(sre)},
+		atNoGateway: {kind: claims.KindAccess, claims: sre},
 		atExpired:   {kind: claims.KindAccess, err: fmt.Errorf("%w: 2m ago", verify.ErrExpired)},
 		idOK:        {kind: claims.KindID, claims: sre},
 		idOtherAud:  {kind: claims.KindID, err: fmt.Errorf("%w: not listed", verify.ErrAudience)},
@@ -211,6 +233,8 @@ func TestHTTPDoor(t *testing.T) {
 		{name: "access token", target: "/", host: grafanaHost, header: h("Authorization", "Bearer "+atSRE),
 			want: 200, exact: sreAllowed(atSRE, true)},
 		{name: "bearer scheme is case-insensitive", target: "/", host: grafanaHost, header: h("Authorization", "bearer "+atSRE), want: 200},
+		{name: "access token of a client without gateway access", target: "/", host: grafanaHost, header: h("Authorization", "Bearer "+atNoGateway, "Accept", htmlAccept),
+			want: 401, has: map[string]string{"WWW-Authenticate": challenge + `, error="invalid_token", error_description="the token is not meant for this service"`}},
 		{name: "bearer wins over the cookie", target: "/", host: grafanaHost,
 			header: h("Authorization", "Bearer "+atSRE, "Cookie", "_ghbroker="+sessBob), want: 200, has: map[string]string{"Authorization": "Bearer " + atSRE}},
 		{name: "expired bearer on a navigation: 401 not 302", target: "/", host: grafanaHost, header: h("Authorization", "Bearer "+atExpired),
@@ -246,8 +270,10 @@ func TestHTTPDoor(t *testing.T) {
 			want: 403, has: map[string]string{"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}, absent: identity, body: forbidBobTxt},
 		{name: "default deny for an unknown host", target: "/", host: "unknown.org", header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"),
 			want: 403, body: "unknown.org requires " + descDefaultDeny},
-		{name: "normalised path meets the path rule", target: "/x/../%61dmin", host: "kibana.example.com",
-			header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"), want: 403, body: "members of acme/admins, or alice"},
+		{name: "path not in normal form is refused", target: "/x/../%61dmin", host: "kibana.example.com",
+			header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"), want: 403, body: "forbidden: signed in as bob; kibana.example.com requires a request path in normal form"},
+		{name: "path not in normal form is refused without a credential", target: "/public/..;/admin", host: "status.example.com",
+			header: h("Accept", htmlAccept), want: 403, body: "status.example.com requires a request path in normal form"},
 		{name: "undecodable path is refused", target: "/%zz", host: "kibana.example.com",
 			header: h("Cookie", "_ghbroker="+sessBob, "Accept", "*/*"), want: 403, body: descBadPath},
 
@@ -463,6 +489,7 @@ func TestHTTPGroupsHeaderCapped(t *testing.T) {
 type panickyVerifier struct{}
 
 func (panickyVerifier) Verify(string, claims.Kind) (*claims.Claims, error) { panic("boom") }
+func (panickyVerifier) Precheck(string, claims.Kind) (bool, error)         { panic("boom") }
 
 func TestHTTPPanicIs401(t *testing.T) {
 	var logs strings.Builder
@@ -689,10 +716,11 @@ func TestHTTPRealTokens(t *testing.T) {
 	}
 	hour := now.Add(time.Hour)
 	session := sign(claims.KindSession, []string{testIssuer}, hour, sre)
-	access := sign(claims.KindAccess, []string{testIssuer, "grafana"}, hour, sre)
+	access := sign(claims.KindAccess, []string{testIssuer, "cli", claims.GatewayAudience(testIssuer)}, hour, sre)
+	accessGrafana := sign(claims.KindAccess, []string{testIssuer, "grafana"}, hour, sre)
 	idGrafana := sign(claims.KindID, []string{"grafana"}, hour, sre)
 	idOther := sign(claims.KindID, []string{"kibana"}, hour, sre)
-	expired := sign(claims.KindAccess, []string{testIssuer}, now.Add(-time.Hour), sre)
+	expired := sign(claims.KindAccess, []string{testIssuer, claims.GatewayAudience(testIssuer)}, now.Add(-time.Hour), sre)
 	bobSession := sign(claims.KindSession, []string{testIssuer}, hour, bob)
 	chunks := sessioncookie.Split(nil, DefaultCookieName, sign(claims.KindSession, []string{testIssuer}, hour, manyGroups(300)), sessioncookie.Attrs{})
 
@@ -706,6 +734,9 @@ func TestHTTPRealTokens(t *testing.T) {
 		{"session cookie", h("Cookie", "_ghbroker="+session), 200, "sre-user", ""},
 		{"chunked session cookie", h("Cookie", cookieHeader(chunks)), 200, "many", ""},
 		{"access token", h("Authorization", "Bearer "+access), 200, "sre-user", ""},
+		// Issue #13 finding 4: Grafana's access token is Grafana's, not a
+		// key to every service behind the gateway.
+		{"access token of a client without gateway access", h("Authorization", "Bearer "+accessGrafana), 401, "", `error_description="the token is not meant for this service"`},
 		{"ID token for a listed client", h("Authorization", "Bearer "+idGrafana), 200, "sre-user", ""},
 		{"ID token for another client", h("Authorization", "Bearer "+idOther), 401, "", "invalid_token"},
 		{"session token as Bearer", h("Authorization", "Bearer "+session), 401, "", "invalid_token"},

@@ -19,8 +19,10 @@ const forbiddenHTML = `<!doctype html>
 </head>
 <body>
 <h1>Access denied</h1>
-<p>Signed in as <strong>{{.User}}</strong>; {{.Host}} requires {{.Rule}}.</p>
+{{if .User}}<p>Signed in as <strong>{{.User}}</strong>; {{.Host}} requires {{.Rule}}.</p>
 <p>If you should have access, ask for it, or <a href="{{.Logout}}">sign out</a> and sign in as someone else.</p>
+{{else}}<p>{{.Host}} requires {{.Rule}}.</p>
+{{end}}
 </body>
 </html>
 `
@@ -57,7 +59,11 @@ func (p *pages) forbiddenPage(user, host, rule string) []byte {
 	return b.Bytes()
 }
 
-// forbiddenText is the 403 body for everything but browsers.
+// forbiddenText is the 403 body for everything but browsers; user is
+// empty for a request refused without a credential (its path).
 func forbiddenText(user, host, rule string) string {
+	if user == "" {
+		return "forbidden: " + host + " requires " + rule + "\n"
+	}
 	return "forbidden: signed in as " + user + "; " + host + " requires " + rule + "\n"
 }

@@ -3,8 +3,6 @@ package authz
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"path"
 	"slices"
 	"strings"
 
@@ -30,27 +28,43 @@ import (
 //  3. policy.default for a host no rule covers: "deny" refuses every
 //     signed-in user (403), "authenticated" admits any of them.
 //
-// The path is matched in a normalised form: percent-decoded once, "." and
-// ".." segments resolved and "//" collapsed, so /x/../admin and /%61dmin
-// both meet the /admin rule. A path that does not decode, or decodes to a
-// NUL, gets the most restrictive outcome.
+// One meaning per path: the policy decides on the path the upstream will
+// see, so a path that is not already in normal form (see checkPath: dot
+// segments, "//", "\", ";", "#", an escaped "/", "\", ";", "%", "?", "#" or
+// unreserved character) is refused before any rule is consulted, with or
+// without a credential (Decision.BadPath). A path in normal form is
+// matched with its remaining escapes decoded. Paths match case-sensitively
+// unless the rule says case_insensitive. A rule with
+// insecure_allow_unnormalized_paths decides a path not in normal form too,
+// but only when every reading of it an upstream might make (see readings)
+// falls under that same rule.
 type Policy struct {
 	exact    map[string]*hostRules // lower-case host → its rules
 	wildcard map[string]*hostRules // lower-case suffix of "*.suffix" → its rules
 	fallback *rule                 // policy.default
-	badPath  *rule                 // the most restrictive rule, for paths that do not normalise
+	badPath  *rule                 // the refusal of a path not in normal form
+	// unnormalized reports a rule with insecure_allow_unnormalized_paths:
+	// without one, a path not in normal form is refused at once.
+	unnormalized bool
 }
 
 // hostRules are the rules of one host pattern, longest path prefix first;
 // rules covering every path come last, in configuration order.
 type hostRules struct {
 	rules []*rule
+	// only is the rule every path of the host meets, when one
+	// configuration rule covers every path and no other rule names the
+	// pattern; nil otherwise.
+	only *rule
 }
 
 // rule is one compiled (host pattern, path prefix) entry. Rules compiled
 // from one configuration rule share their sets.
 type rule struct {
+	id             int    // index of the configuration rule; -1 for rules of our own
 	prefix         string // normalised path prefix; "" covers every path
+	fold           bool   // case_insensitive: prefix segments compare ignoring case
+	unnormalized   bool   // insecure_allow_unnormalized_paths
 	public         bool
 	allowPreflight bool // a CORS preflight passes as on a public rule
 	authenticated  bool
@@ -135,6 +149,10 @@ type Decision struct {
 	// Rule describes what the host requires, e.g. "members of acme/sre or
 	// acme/dev", for the 403 page and logs.
 	Rule string
+	// BadPath reports a Forbidden outcome because the path is not in
+	// normal form (or not a path at all): refused whoever asks, with or
+	// without a credential.
+	BadPath bool
 }
 
 // Descriptions of the rules that no configuration rule provides.
@@ -142,7 +160,7 @@ const (
 	descPublic        = "nobody in particular (public)"
 	descAuthenticated = "any signed-in user"
 	descDefaultDeny   = "a policy rule naming it, and there is none"
-	descBadPath       = "a well-formed request path"
+	descBadPath       = `a request path in normal form (no "." or ".." segments, "//", "\", ";" or "#", and no escaped "/", "\", ";", "%", "?", "#" or unreserved characters)`
 )
 
 // CompilePolicy checks a policy and turns it into lookup tables. It is
@@ -155,14 +173,14 @@ func CompilePolicy(p PolicyConfig) (*Policy, error) {
 	cp := &Policy{
 		exact:    map[string]*hostRules{},
 		wildcard: map[string]*hostRules{},
-		badPath:  &rule{prefix: "", desc: descBadPath},
+		badPath:  &rule{id: -1, desc: descBadPath},
 	}
 	var errs []error
 	switch p.Default {
 	case "", "deny":
-		cp.fallback = &rule{desc: descDefaultDeny}
+		cp.fallback = &rule{id: -1, desc: descDefaultDeny}
 	case "authenticated":
-		cp.fallback = &rule{authenticated: true, desc: descAuthenticated}
+		cp.fallback = &rule{id: -1, authenticated: true, desc: descAuthenticated}
 	default:
 		errs = append(errs, fmt.Errorf("authz: policy: default %w, not %q", ErrUnknownDefault, p.Default))
 	}
@@ -171,7 +189,8 @@ func CompilePolicy(p PolicyConfig) (*Policy, error) {
 			errs = append(errs, re...)
 			continue
 		}
-		rules := compileRule(r)
+		rules := compileRule(i, r)
+		cp.unnormalized = cp.unnormalized || r.InsecureAllowUnnormalizedPaths
 		for _, h := range r.Hosts {
 			hp, _ := ParseHostPattern(h) // checked by checkRule
 			m := cp.exact
@@ -194,16 +213,29 @@ func CompilePolicy(p PolicyConfig) (*Policy, error) {
 			// Longest prefix first; stable, so that among equal prefixes
 			// the first rule in the file wins.
 			slices.SortStableFunc(hr.rules, func(a, b *rule) int { return len(b.prefix) - len(a.prefix) })
+			hr.only = hr.rules[0]
+			for _, ru := range hr.rules {
+				if ru.id != hr.only.id {
+					hr.only = nil
+					break
+				}
+			}
+			if last := hr.rules[len(hr.rules)-1]; hr.only != nil && last.prefix != "" && last.prefix != "/" {
+				hr.only = nil
+			}
 		}
 	}
 	return cp, nil
 }
 
-// compileRule compiles one checked configuration rule into one rule per
+// compileRule compiles checked configuration rule i into one rule per
 // path.
-func compileRule(r RuleConfig) []*rule {
+func compileRule(i int, r RuleConfig) []*rule {
 	a := r.Allow
 	base := rule{
+		id:             i,
+		fold:           r.CaseInsensitive,
+		unnormalized:   r.InsecureAllowUnnormalizedPaths,
 		public:         r.Public,
 		allowPreflight: r.AllowPreflight,
 		authenticated:  a.Authenticated,
@@ -217,7 +249,7 @@ func compileRule(r RuleConfig) []*rule {
 	}
 	out := make([]*rule, 0, len(r.Paths))
 	for _, p := range r.Paths {
-		np, _ := normalizePath(p) // checked by checkRule
+		np, _ := checkPath(p) // checked by checkRule
 		ru := base
 		ru.prefix = strings.TrimSuffix(np, "/")
 		if ru.prefix == "" {
@@ -256,12 +288,13 @@ func joinOr(s []string) string {
 // Evaluate decides whether the holder of c may make request r. c == nil
 // means no valid credential. ext, when non-nil and non-empty, narrows the
 // policy. A CORS preflight (r.Preflight) on a rule with allow_preflight is
-// decided as on a public rule. Evaluate is pure and, for an already-clean
-// path, allocation-free.
+// decided as on a public rule. A path not in normal form is Forbidden with
+// BadPath, before any rule (see Policy). Evaluate is pure and, for a path
+// without escapes, allocation-free.
 func (p *Policy) Evaluate(c *claims.Claims, r *Request, ext *Extensions) Decision {
-	ru := p.badPath
-	if np, ok := normalizePath(r.Path); ok {
-		ru = p.match(r.Host, np)
+	ru := p.ruleFor(r.Host, r.Path)
+	if ru == p.badPath {
+		return Decision{Outcome: Forbidden, Rule: ru.desc, BadPath: true}
 	}
 	narrow := ext != nil && (len(ext.AllowGroups) > 0 || len(ext.AllowUsers) > 0)
 	switch {
@@ -275,6 +308,59 @@ func (p *Policy) Evaluate(c *claims.Claims, r *Request, ext *Extensions) Decisio
 		return Decision{Outcome: Forbidden, Rule: ext.describe(ru)}
 	}
 	return Decision{Outcome: Allow, Rule: ru.desc}
+}
+
+// ruleFor finds the rule for a host and a raw path: badPath for a path
+// not in normal form, unless every reading of it falls under one rule
+// with insecure_allow_unnormalized_paths.
+func (p *Policy) ruleFor(host, raw string) *rule {
+	np, form := checkPath(raw)
+	switch {
+	case form == pathNormal:
+		return p.match(host, np)
+	case form == pathMalformed || !p.unnormalized || len(raw) > maxUnnormalizedPath:
+		return p.badPath
+	}
+	if hr := p.hostRules(host); hr != nil && hr.only != nil {
+		// Every reading meets the same rule: no need to read them.
+		if hr.only.unnormalized {
+			return hr.only
+		}
+		return p.badPath
+	}
+	var found *rule
+	for _, rd := range readings(raw) {
+		ru := p.match(host, rd)
+		if found != nil && ru.id != found.id {
+			return p.badPath
+		}
+		found = ru
+	}
+	if found == nil || !found.unnormalized {
+		return p.badPath
+	}
+	return found
+}
+
+// maxUnnormalizedPath bounds the paths that rules with
+// insecure_allow_unnormalized_paths decide: reading a path every way an
+// upstream might costs about a hundred times its length.
+const maxUnnormalizedPath = 1024
+
+// hostRules returns the rules of the most specific host pattern that
+// names host, nil when none does.
+func (p *Policy) hostRules(host string) *hostRules {
+	if hr, ok := lookupFold(p.exact, host); ok {
+		return hr
+	}
+	for i := 0; i < len(host); i++ {
+		if host[i] == '.' {
+			if hr, ok := lookupFold(p.wildcard, host[i+1:]); ok {
+				return hr
+			}
+		}
+	}
+	return nil
 }
 
 // match finds the rule for a host and a normalised path.
@@ -306,13 +392,43 @@ func (hr *hostRules) match(np string) *rule {
 	return nil
 }
 
-// covers reports whether the rule's prefix covers np on a segment boundary.
+// covers reports whether the rule's prefix covers np on a segment
+// boundary, ignoring case (Unicode simple folding, segment by segment) for
+// a case_insensitive rule.
 func (ru *rule) covers(np string) bool {
 	switch ru.prefix {
 	case "", "/":
 		return true
 	}
+	if ru.fold {
+		return hasPrefixFold(np, ru.prefix)
+	}
 	return strings.HasPrefix(np, ru.prefix) && (len(np) == len(ru.prefix) || np[len(ru.prefix)] == '/')
+}
+
+// hasPrefixFold reports whether the segments of prefix (which starts with
+// "/" and does not end with one) begin path, ignoring case.
+func hasPrefixFold(path, prefix string) bool {
+	for prefix != "" {
+		if path == "" || path[0] != '/' {
+			return false
+		}
+		var ps, qs string
+		ps, path = cutSegment(path[1:])
+		qs, prefix = cutSegment(prefix[1:])
+		if !strings.EqualFold(ps, qs) {
+			return false
+		}
+	}
+	return path == "" || path[0] == '/'
+}
+
+// cutSegment splits s at its first "/", which stays with the rest.
+func cutSegment(s string) (seg, rest string) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i:]
+	}
+	return s, ""
 }
 
 // admits reports whether the rule lets c in.
@@ -379,48 +495,4 @@ func (e *Extensions) describe(ru *rule) string {
 		return describe(r) + " (for this route)"
 	}
 	return ru.desc + ", and for this route " + describe(r)
-}
-
-// normalizePath returns the form of p that rules match against: decoded
-// once, dot segments resolved, "//" collapsed. An already-clean path is
-// returned as is, without allocating. ok is false for a path that does not
-// start with "/", does not decode, or holds a NUL.
-func normalizePath(p string) (string, bool) {
-	if p == "" {
-		return "/", true
-	}
-	if p[0] != '/' {
-		return "", false
-	}
-	if cleanPath(p) {
-		return p, true
-	}
-	dec, err := url.PathUnescape(p)
-	if err != nil || strings.IndexByte(dec, 0) >= 0 {
-		return "", false
-	}
-	return path.Clean(dec), true
-}
-
-// cleanPath reports whether p (starting with "/") needs no normalising: no
-// escapes, no NUL, no empty, "." or ".." segment except a trailing slash.
-func cleanPath(p string) bool {
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '%', 0:
-			return false
-		case '/':
-			rest := p[i+1:]
-			switch {
-			case rest == "":
-			case rest[0] == '/':
-				return false
-			case rest[0] == '.':
-				if len(rest) == 1 || rest[1] == '/' || (rest[1] == '.' && (len(rest) == 2 || rest[2] == '/')) {
-					return false
-				}
-			}
-		}
-	}
-	return true
 }

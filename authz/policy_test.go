@@ -87,10 +87,10 @@ func TestPolicyEvaluate(t *testing.T) {
 		{"encoded slash", bob, "kibana.example.com", "/admin%2Fusers", Forbidden, false, ""},
 		{"encoded dot-dot", bob, "kibana.example.com", "/x/%2e%2e/admin", Forbidden, false, ""},
 		{"dot-dot above root", bob, "kibana.example.com", "/../../admin", Forbidden, false, ""},
-		{"decoded once only", bob, "kibana.example.com", "/%2561dmin", Allow, false, ""},
+		{"double encoding", bob, "kibana.example.com", "/%2561dmin", Forbidden, false, descBadPath},
 		{"case-sensitive path", bob, "kibana.example.com", "/ADMIN", Allow, false, ""},
 		{"bad escape: forbidden", bob, "kibana.example.com", "/%zz", Forbidden, false, descBadPath},
-		{"bad escape: unauthenticated", nil, "status.example.com", "/%4", Unauthenticated, false, descBadPath},
+		{"bad escape, public host, no credential", nil, "status.example.com", "/%4", Forbidden, false, descBadPath},
 		{"encoded NUL", alice, "kibana.example.com", "/admin%00", Forbidden, false, descBadPath},
 		{"raw NUL", alice, "kibana.example.com", "/admin\x00", Forbidden, false, descBadPath},
 		{"relative path", alice, "kibana.example.com", "admin", Forbidden, false, descBadPath},
@@ -216,36 +216,143 @@ func TestPolicyRootPathRule(t *testing.T) {
 	}
 }
 
-func TestPolicyNormalizePath(t *testing.T) {
+func TestCheckPath(t *testing.T) {
 	tests := []struct {
 		in, want string
-		ok       bool
+		form     pathForm
 	}{
-		{"/", "/", true},
-		{"", "/", true},
-		{"/a/b/", "/a/b/", true},
-		{"/a//b", "/a/b", true},
-		{"/a/./b", "/a/b", true},
-		{"/a/../b", "/b", true},
-		{"/a/..", "/", true},
-		{"/a/.", "/a", true},
-		{"/..", "/", true},
-		{"/.hidden/x", "/.hidden/x", true},
-		{"/..x/y", "/..x/y", true},
-		{"/a%2Fb", "/a/b", true},
-		{"/%2e%2E/a", "/a", true},
-		{"/a%20b", "/a b", true},
-		{"/a+b", "/a+b", true},
-		{"/%", "", false},
-		{"/%0", "", false},
-		{"/%g0", "", false},
-		{"/%00", "", false},
-		{"x", "", false},
+		{"/", "/", pathNormal},
+		{"", "/", pathNormal},
+		{"/a/b/", "/a/b/", pathNormal},
+		{"/.hidden/x", "/.hidden/x", pathNormal},
+		{"/..x/y", "/..x/y", pathNormal},
+		{"/x..", "/x..", pathNormal},
+		{"/a%20b", "/a b", pathNormal},
+		{"/caf%C3%A9", "/café", pathNormal},
+		{"/café", "/café", pathNormal},
+		{"/a+b:c@d!$&'()*,=", "/a+b:c@d!$&'()*,=", pathNormal},
+		{"/a%2Bb", "/a+b", pathNormal},
+		{"/a//b", "", pathUnnormalized},
+		{"//a", "", pathUnnormalized},
+		{"/a/./b", "", pathUnnormalized},
+		{"/a/../b", "", pathUnnormalized},
+		{"/a/..", "", pathUnnormalized},
+		{"/a/.", "", pathUnnormalized},
+		{"/..", "", pathUnnormalized},
+		{"/a%2Fb", "", pathUnnormalized},
+		{"/a%2fb", "", pathUnnormalized},
+		{"/%2e%2E/a", "", pathUnnormalized},
+		{"/%61dmin", "", pathUnnormalized},
+		{"/a%7Eb", "", pathUnnormalized},
+		{"/a%5Cb", "", pathUnnormalized},
+		{`/a\b`, "", pathUnnormalized},
+		{"/a;b", "", pathUnnormalized},
+		{"/a%3Bb", "", pathUnnormalized},
+		{"/a#b", "", pathUnnormalized},
+		{"/a%23b", "", pathUnnormalized},
+		{"/a%3Fb", "", pathUnnormalized},
+		{"/a%252e", "", pathUnnormalized},
+		{"/%C0%AE%C0%AE/a", "", pathUnnormalized},
+		{"/\xc0\xae", "", pathUnnormalized},
+		{"/%", "", pathMalformed},
+		{"/%0", "", pathMalformed},
+		{"/%g0", "", pathMalformed},
+		{"/%00", "", pathMalformed},
+		{"/a%0Ab", "", pathMalformed},
+		{"/a b", "", pathMalformed},
+		{"/a\x00", "", pathMalformed},
+		{"/../%zz", "", pathMalformed}, // malformed outranks unnormalised
+		{"x", "", pathMalformed},
+		{"*", "", pathMalformed},
 	}
 	for _, tt := range tests {
-		got, ok := normalizePath(tt.in)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("normalizePath(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		got, form := checkPath(tt.in)
+		if got != tt.want || form != tt.form {
+			t.Errorf("checkPath(%q) = %q, %v; want %q, %v", tt.in, got, form, tt.want, tt.form)
+		}
+	}
+}
+
+// TestPolicyOneMeaningPerPath is issue #13 finding 2: paths that an
+// upstream routes to /admin while a normalising check read them as
+// /public were allowed anonymously. Every such path is now refused before
+// any rule, whoever asks.
+func TestPolicyOneMeaningPerPath(t *testing.T) {
+	p := mustPolicy(t, PolicyConfig{Rules: []RuleConfig{
+		{Hosts: []string{"app.example.com"}, Paths: []string{"/public"}, Public: true},
+		{Hosts: []string{"app.example.com"}, Allow: AllowConfig{Groups: []string{"acme/admins"}}},
+		{Hosts: []string{"win.example.com"}, Paths: []string{"/public"}, Public: true, CaseInsensitive: true},
+		{Hosts: []string{"win.example.com"}, Paths: []string{"/admin"}, Allow: AllowConfig{Groups: []string{"acme/admins"}}, CaseInsensitive: true},
+		{Hosts: []string{"win.example.com"}, Public: true},
+	}})
+	for _, path := range []string{
+		"/admin/../public", "/admin%2F..%2Fpublic", "/admin/x/../../public/y",
+		"/public/..;/admin", "/public/..\\admin", "/public/%252e%252e/admin", "/public/%2e%2e/admin",
+		"/public//../admin", "/public/./../admin", "/public;/../admin", "/public%2F..%2Fadmin",
+		"/public#/../../admin", "/public%3F/../admin", "/%70ublic/x",
+	} {
+		for _, c := range []*claims.Claims{nil, bob} {
+			d := p.Evaluate(c, &Request{Host: "app.example.com", Path: path}, nil)
+			if d.Outcome != Forbidden || !d.BadPath || d.Public {
+				t.Errorf("%q (credential %v) = %+v, want forbidden as a bad path", path, c != nil, d)
+			}
+		}
+	}
+	// The same paths in normal form are decided by their rules.
+	if d := p.Evaluate(nil, &Request{Host: "app.example.com", Path: "/public/y"}, nil); d.Outcome != Allow || !d.Public {
+		t.Errorf("/public/y = %+v", d)
+	}
+	if d := p.Evaluate(nil, &Request{Host: "app.example.com", Path: "/admin"}, nil); d.Outcome != Unauthenticated {
+		t.Errorf("/admin = %+v", d)
+	}
+	// Case: /ADMIN is not /admin to a case-sensitive rule; a
+	// case_insensitive rule covers every spelling.
+	for _, path := range []string{"/ADMIN", "/Admin/x", "/aDmIn/"} {
+		if d := p.Evaluate(nil, &Request{Host: "win.example.com", Path: path}, nil); d.Outcome != Unauthenticated {
+			t.Errorf("win %s = %+v, want unauthenticated (the admin rule)", path, d)
+		}
+	}
+	if d := p.Evaluate(nil, &Request{Host: "win.example.com", Path: "/PUBLIC/x"}, nil); !d.Public {
+		t.Errorf("win /PUBLIC/x = %+v, want public", d)
+	}
+	if d := p.Evaluate(nil, &Request{Host: "win.example.com", Path: "/administrator"}, nil); !d.Public {
+		t.Errorf("win /administrator = %+v, want public (segment boundary)", d)
+	}
+}
+
+func TestPolicyInsecureAllowUnnormalizedPaths(t *testing.T) {
+	p := mustPolicy(t, PolicyConfig{Rules: []RuleConfig{
+		{Hosts: []string{"git.example.com"}, Paths: []string{"/api"}, Allow: AllowConfig{Groups: []string{"acme"}}, InsecureAllowUnnormalizedPaths: true},
+		{Hosts: []string{"git.example.com"}, Paths: []string{"/public"}, Public: true, InsecureAllowUnnormalizedPaths: true},
+		{Hosts: []string{"git.example.com"}, Paths: []string{"/admin"}, Allow: AllowConfig{Groups: []string{"acme/admins"}}},
+		{Hosts: []string{"s3.example.com"}, Public: true, InsecureAllowUnnormalizedPaths: true},
+	}})
+	tests := []struct {
+		host, path string
+		c          *claims.Claims
+		want       Outcome
+		badPath    bool
+	}{
+		{"git.example.com", "/api/v4/projects/group%2Fproject", bob, Allow, false},
+		{"git.example.com", "/api/v4/projects/group%2Fproject", nil, Unauthenticated, false},
+		{"git.example.com", "/api//x;v=1", bob, Allow, false},
+		{"git.example.com", "/public/a%2Fb", nil, Allow, false},
+		// Readings that leave the rule are still refused.
+		{"git.example.com", "/api/../admin", bob, Forbidden, true},
+		{"git.example.com", "/api/..%2Fadmin", bob, Forbidden, true},
+		{"git.example.com", "/public/..;/admin", nil, Forbidden, true},
+		{"git.example.com", "/public/..%5Cadmin", nil, Forbidden, true},
+		{"git.example.com", "/public/%252e%252e/admin", nil, Forbidden, true},
+		{"git.example.com", "/public/x/../../api", nil, Forbidden, true}, // both opt-out rules, but two of them
+		{"git.example.com", "/admin//x", alice, Forbidden, true},         // the admin rule does not opt out
+		{"git.example.com", "/x//y", alice, Forbidden, true},             // policy.default does not either
+		{"git.example.com", "/api/%00", bob, Forbidden, true},            // malformed is never admitted
+		{"s3.example.com", "/bucket//key/../x", nil, Allow, false},
+	}
+	for _, tt := range tests {
+		d := p.Evaluate(tt.c, &Request{Host: tt.host, Path: tt.path}, nil)
+		if d.Outcome != tt.want || d.BadPath != tt.badPath {
+			t.Errorf("%s%s = %+v, want %v (bad path %v)", tt.host, tt.path, d, tt.want, tt.badPath)
 		}
 	}
 }

@@ -30,8 +30,26 @@ type RuleConfig struct {
 	// domain (see ParseHostPattern). At least one.
 	Hosts []string `yaml:"hosts"`
 	// Paths are path prefixes starting with "/", matched on segment
-	// boundaries; empty means every path.
+	// boundaries; empty means every path. Each must be in normal form
+	// (see Policy), written as the upstream sees it.
 	Paths []string `yaml:"paths"`
+	// CaseInsensitive matches Paths ignoring case, for an upstream that
+	// routes /ADMIN where it routes /admin (IIS, case-insensitive
+	// routers): without it, /ADMIN is not under a rule for /admin. Set it
+	// on every rule of such an upstream's host.
+	CaseInsensitive bool `yaml:"case_insensitive"`
+	// InsecureAllowUnnormalizedPaths lets the rule decide requests whose
+	// path is not in normal form (dot segments, "//", ";", "\", escaped
+	// "/" or "%"…), which are otherwise refused before any rule: for an
+	// upstream that needs them, such as encoded slashes in
+	// /api/v4/projects/group%2Fproject. Such a path is decided by this
+	// rule only when every reading of it that the check knows of (raw,
+	// decoded once or twice, dot segments resolved, "\" as "/", ";"
+	// parameters dropped) falls under this same rule; else it is still
+	// refused. It MUST NOT be set for an upstream that reads paths in yet
+	// another way, since whatever it makes of the path is decided by this
+	// rule alone; prefer normalising at the gateway (docs/authz-check.md).
+	InsecureAllowUnnormalizedPaths bool `yaml:"insecure_allow_unnormalized_paths"`
 	// Public lets anyone through without a credential. A public rule has
 	// no Allow.
 	Public bool `yaml:"public"`
@@ -248,8 +266,13 @@ func checkRule(i int, r RuleConfig) []error {
 	for j, p := range r.Paths {
 		if !strings.HasPrefix(p, "/") {
 			add("paths", j, fmt.Errorf("%q %w: it must start with /", p, ErrPath))
-		} else if _, ok := normalizePath(p); !ok {
-			add("paths", j, fmt.Errorf("%q %w: it does not decode", p, ErrPath))
+		} else {
+			switch _, form := checkPath(p); form {
+			case pathMalformed:
+				add("paths", j, fmt.Errorf("%q %w: it does not decode, or holds a control character", p, ErrPath))
+			case pathUnnormalized:
+				add("paths", j, fmt.Errorf(`%q %w in normal form: write it as the upstream routes it, without "." or ".." segments, "//", "\", ";", "#" or escaped "/", "\", ";", "%%", "?", "#" or unreserved characters`, p, ErrPath))
+			}
 		}
 	}
 	a := r.Allow

@@ -47,10 +47,14 @@ type Dialect int
 
 // Dialects, told apart by the headers each gateway sets.
 const (
+	// DialectAuto is no fixed dialect: each check's is told from its
+	// headers (see ParseHTTPRequest). It is an HTTPOptions setting, never
+	// the dialect of a parsed check.
+	DialectAuto Dialect = iota
 	// DialectAmbassador is Emissary/Ambassador AuthService proto: http and
 	// Envoy's HTTP ext_authz: the check request is the original request,
 	// with the original method and Host and path_prefix + original path.
-	DialectAmbassador Dialect = iota
+	DialectAmbassador
 	// DialectNginx is nginx auth_request: X-Original-URL or X-Original-URI
 	// (+ X-Original-Method). nginx turns only 401 and 403 into something,
 	// so this dialect is never answered with a redirect.
@@ -63,6 +67,8 @@ const (
 // String names the dialect.
 func (d Dialect) String() string {
 	switch d {
+	case DialectAuto:
+		return "auto"
 	case DialectAmbassador:
 		return "ambassador"
 	case DialectNginx:
@@ -71,6 +77,27 @@ func (d Dialect) String() string {
 		return "traefik"
 	}
 	return "unknown"
+}
+
+// ErrUnknownDialect is returned by ParseDialect for a name it does not
+// know.
+var ErrUnknownDialect = errors.New(`must be "auto", "envoy", "nginx" or "traefik"`)
+
+// ParseDialect reads a configured dialect (authz.dialect): "auto" (or
+// empty), "envoy" (Envoy's HTTP ext_authz and Emissary's AuthService
+// proto: http, DialectAmbassador), "nginx" or "traefik".
+func ParseDialect(s string) (Dialect, error) {
+	switch s {
+	case "", "auto":
+		return DialectAuto, nil
+	case "envoy":
+		return DialectAmbassador, nil
+	case "nginx":
+		return DialectNginx, nil
+	case "traefik":
+		return DialectTraefik, nil
+	}
+	return DialectAuto, fmt.Errorf("authz: dialect %w, not %q", ErrUnknownDialect, s)
 }
 
 // Limits on the original request.
@@ -131,7 +158,8 @@ func httpClientHeaders(h http.Header) clientHeaders {
 }
 
 // ParseHTTPRequest reconstructs the original request from an HTTP check,
-// choosing the dialect from the headers present:
+// choosing the dialect from the headers present (ParseHTTPRequestAs with
+// DialectAuto):
 //
 //   - nginx: X-Original-URL (an absolute URL) and/or X-Original-URI (path
 //     and query; host from the Host header, which the documented snippet
@@ -160,41 +188,68 @@ func httpClientHeaders(h http.Header) clientHeaders {
 //     different values it is refused.
 //   - nginx and Traefik headers together are refused whatever they say:
 //     nothing tells which gateway set its own.
+//   - under a prefix (the main listener's /authz), nginx or Traefik
+//     headers on a check whose request target names a path beyond the
+//     prefix are refused unless that path is the one the headers name:
+//     nginx and Traefik call the bare /authz, Emissary calls /authz plus
+//     the original path, so such a check is an Emissary check carrying a
+//     client's forged headers.
+//
+// Automatic detection cannot tell every Envoy check with a forged
+// X-Original-URI from an nginx check (an Envoy check of "/", any check on
+// a door without a prefix): a door behind a gateway that passes client
+// headers through (Envoy's http_service with broad allowed_headers) must
+// fix its dialect (ParseHTTPRequestAs).
 //
 // Every error wraps ErrBadRequest. The dialect is returned even then.
 func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) {
+	return ParseHTTPRequestAs(r, prefix, DialectAuto)
+}
+
+// ParseHTTPRequestAs is ParseHTTPRequest for a door whose dialect is
+// fixed to d (DialectAuto: told from the headers). A fixed dialect reads
+// its own headers only: those of another dialect never decide (nor
+// refuse) a check, since a client may have sent them through a gateway
+// that passes them on. A check without its dialect's headers (nginx:
+// X-Original-URI or X-Original-URL; Traefik: X-Forwarded-Uri) is refused.
+func ParseHTTPRequestAs(r *http.Request, prefix string, d Dialect) (Request, Dialect, error) {
 	h := r.Header
 	_, nginxURL := h[hdrOriginalURL]
 	_, nginxURI := h[hdrOriginalURI]
 	_, traefik := h[hdrForwardedURI]
 	ch := httpClientHeaders(h)
-	switch {
-	case (nginxURL || nginxURI) && traefik:
-		return Request{}, DialectNginx, badRequest("both nginx (X-Original-*) and Traefik (X-Forwarded-Uri) headers")
-	case nginxURL || nginxURI:
-		req, err := parseNginx(r, nginxURL, nginxURI, ch)
-		return req, DialectNginx, err
-	case traefik:
-		uri, err := singleHeader(h, hdrForwardedURI)
-		if err != nil {
-			return Request{}, DialectTraefik, err
+	if d == DialectAuto {
+		switch {
+		case (nginxURL || nginxURI) && traefik:
+			return Request{}, DialectNginx, badRequest("both nginx (X-Original-*) and Traefik (X-Forwarded-Uri) headers")
+		case nginxURL || nginxURI:
+			d = DialectNginx
+		case traefik:
+			d = DialectTraefik
+		default:
+			d = DialectAmbassador
 		}
-		method, err := methodOr(h, hdrForwardedMethod, r.Method)
-		if err != nil {
-			return Request{}, DialectTraefik, err
-		}
-		scheme, err := forwardedProto(h)
-		if err != nil {
-			return Request{}, DialectTraefik, err
-		}
-		host := r.Host // Traefik's request to the check carries the check's own Host
-		if _, ok := h[hdrForwardedHost]; ok {
-			if host, err = singleHeader(h, hdrForwardedHost); err != nil {
-				return Request{}, DialectTraefik, err
+		if d != DialectAmbassador {
+			req, uri, err := parseForwarded(r, d, nginxURL, nginxURI, ch)
+			if err == nil && !targetAgrees(r, prefix, uri) {
+				err = badRequest("the check's request target names another request than its %s headers (a gateway of another dialect, or forged headers: fix the door's dialect)", d)
 			}
+			return req, d, err
 		}
-		req, err := buildRequest(method, scheme, host, uri, ch)
-		return req, DialectTraefik, err
+	}
+	switch d {
+	case DialectNginx:
+		if !nginxURL && !nginxURI {
+			return Request{}, d, badRequest("no X-Original-URI or X-Original-URL header on a door fixed to nginx")
+		}
+		req, _, err := parseForwarded(r, d, nginxURL, nginxURI, ch)
+		return req, d, err
+	case DialectTraefik:
+		if !traefik {
+			return Request{}, d, badRequest("no X-Forwarded-Uri header on a door fixed to traefik")
+		}
+		req, _, err := parseForwarded(r, d, false, false, ch)
+		return req, d, err
 	}
 	uri, err := envoyURI(r, prefix)
 	if err != nil {
@@ -208,51 +263,99 @@ func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) 
 	return req, DialectAmbassador, err
 }
 
+// parseForwarded reconstructs an nginx or Traefik check, whose original
+// request is in headers, and returns the original URI they name.
+func parseForwarded(r *http.Request, d Dialect, nginxURL, nginxURI bool, ch clientHeaders) (Request, string, error) {
+	if d == DialectNginx {
+		return parseNginx(r, nginxURL, nginxURI, ch)
+	}
+	h := r.Header
+	uri, err := singleHeader(h, hdrForwardedURI)
+	if err != nil {
+		return Request{}, "", err
+	}
+	method, err := methodOr(h, hdrForwardedMethod, r.Method)
+	if err != nil {
+		return Request{}, "", err
+	}
+	scheme, err := forwardedProto(h)
+	if err != nil {
+		return Request{}, "", err
+	}
+	host := r.Host // Traefik's request to the check carries the check's own Host
+	if _, ok := h[hdrForwardedHost]; ok {
+		if host, err = singleHeader(h, hdrForwardedHost); err != nil {
+			return Request{}, "", err
+		}
+	}
+	req, err := buildRequest(method, scheme, host, uri, ch)
+	return req, uri, err
+}
+
+// targetAgrees reports whether the request target of an nginx or Traefik
+// check under prefix, taken as an Envoy check's would be (minus prefix),
+// names no request ("/", or not under prefix at all) or the one the
+// headers name (uri). Without a prefix every target agrees: nginx may
+// call authz.listen at any path.
+func targetAgrees(r *http.Request, prefix, uri string) bool {
+	if prefix == "" {
+		return true
+	}
+	rest, err := envoyURI(r, prefix)
+	if err != nil {
+		return true
+	}
+	p, _, _ := strings.Cut(rest, "?")
+	return p == "/" || rest == uri
+}
+
 // parseNginx reconstructs an nginx auth_request check, which carries
-// X-Original-URL (hasURL), X-Original-URI (hasURI) or both.
-func parseNginx(r *http.Request, hasURL, hasURI bool, ch clientHeaders) (Request, error) {
+// X-Original-URL (hasURL), X-Original-URI (hasURI) or both, and returns
+// the original URI they name.
+func parseNginx(r *http.Request, hasURL, hasURI bool, ch clientHeaders) (Request, string, error) {
 	h := r.Header
 	method, err := methodOr(h, hdrOriginalMethod, r.Method)
 	if err != nil {
-		return Request{}, err
+		return Request{}, "", err
 	}
 	var scheme, hostport, uri string
 	if hasURL {
 		raw, err := singleHeader(h, hdrOriginalURL)
 		if err != nil {
-			return Request{}, err
+			return Request{}, "", err
 		}
 		if scheme, hostport, uri, err = splitAbsoluteURL(raw); err != nil {
-			return Request{}, err
+			return Request{}, "", err
 		}
 	}
 	if hasURI {
 		u, err := singleHeader(h, hdrOriginalURI)
 		if err != nil {
-			return Request{}, err
+			return Request{}, "", err
 		}
 		switch {
 		case !hasURL:
 			uri, hostport = u, r.Host
 			if scheme, err = forwardedProto(h); err != nil {
-				return Request{}, err
+				return Request{}, "", err
 			}
 		case u != uri:
-			return Request{}, badRequest("X-Original-URL and X-Original-URI name different paths")
+			return Request{}, "", badRequest("X-Original-URL and X-Original-URI name different paths")
 		case !sameHost(hostport, r.Host):
-			return Request{}, badRequest("X-Original-URL and Host name different hosts")
+			return Request{}, "", badRequest("X-Original-URL and Host name different hosts")
 		}
 	}
 	if _, ok := h[hdrForwardedHost]; ok {
 		xfh, err := singleHeader(h, hdrForwardedHost)
 		if err != nil {
-			return Request{}, err
+			return Request{}, "", err
 		}
 		if !sameHost(xfh, hostport) {
-			return Request{}, badRequest("X-Forwarded-Host and the original host disagree")
+			return Request{}, "", badRequest("X-Forwarded-Host and the original host disagree")
 		}
 	}
-	return buildRequest(method, scheme, hostport, uri, ch)
+	req, err := buildRequest(method, scheme, hostport, uri, ch)
+	return req, uri, err
 }
 
 // envoyURI is the original request target of an Ambassador/Envoy check:

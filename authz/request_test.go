@@ -302,3 +302,109 @@ func TestParseHTTPRequestWebSocketAndPreflight(t *testing.T) {
 		})
 	}
 }
+
+// TestDialectMixesRefused is issue #13 finding 11 in automatic mode: an
+// Emissary check of /authz/admin carrying a client's X-Original-URI:
+// /public was decided as nginx's check of /public. Under a prefix, nginx
+// and Traefik call the bare prefix, so a check whose target names another
+// request than its nginx or Traefik headers is refused.
+func TestDialectMixesRefused(t *testing.T) {
+	p := mustPolicy(t, PolicyConfig{Rules: []RuleConfig{
+		{Hosts: []string{"app.example.com"}, Paths: []string{"/public"}, Public: true},
+		{Hosts: []string{"app.example.com"}, Allow: AllowConfig{Groups: []string{"acme/admins"}}},
+	}})
+	hd, err := NewHTTPHandler(HTTPOptions{Issuer: testIssuer, Verifier: newStubVerifier(), Policy: p, Prefix: "/authz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, target string
+		header       http.Header
+		want         int
+	}{
+		{"Emissary check with a forged X-Original-URI", "/authz/admin", h("X-Original-URI", "/public"), 401},
+		{"Emissary check with a forged X-Original-URL", "/authz/admin?x", h("X-Original-URL", "https://app.example.com/public"), 401},
+		{"Emissary check with a forged X-Forwarded-Uri", "/authz/admin", h("X-Forwarded-Uri", "/public"), 401},
+		{"nginx at the bare prefix", "/authz", h("X-Original-URI", "/public"), 200},
+		{"nginx at the prefix with a slash", "/authz/", h("X-Original-URI", "/public/x?y"), 200},
+		{"nginx appending the original URI", "/authz/public/x?y", h("X-Original-URI", "/public/x?y"), 200},
+		{"Traefik at the bare prefix", "/authz", h("X-Forwarded-Uri", "/public", "X-Forwarded-Host", "app.example.com"), 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "http://placeholder/", nil)
+			r.RequestURI, r.Host = tt.target, "app.example.com"
+			for k, v := range tt.header {
+				r.Header[k] = v
+			}
+			r.Header.Set("Accept", "*/*")
+			w := httptest.NewRecorder()
+			hd.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Errorf("%s with %v: %d, want %d (%s)", tt.target, tt.header, w.Code, tt.want, w.Header().Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
+// TestFixedDialect is issue #13 finding 11 with the dialect fixed: a door
+// reads its own dialect's headers only, so a client's X-Original-URI
+// through an Envoy that passes every header on decides nothing, and a
+// check without its dialect's headers is refused.
+func TestFixedDialect(t *testing.T) {
+	p := mustPolicy(t, PolicyConfig{Rules: []RuleConfig{
+		{Hosts: []string{"app.example.com"}, Paths: []string{"/public"}, Public: true},
+		{Hosts: []string{"app.example.com"}, Allow: AllowConfig{Groups: []string{"acme/admins"}}},
+	}})
+	door := func(d Dialect) http.Handler {
+		hd, err := NewHTTPHandler(HTTPOptions{Issuer: testIssuer, Verifier: newStubVerifier(), Policy: p, Dialect: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hd
+	}
+	for _, tt := range []struct {
+		name    string
+		dialect Dialect
+		target  string
+		header  http.Header
+		want    int
+	}{
+		// Envoy's http_service with broad allowed_headers, on "/": in auto
+		// mode the forged header decides (200); fixed, the path does.
+		{"auto: a forged X-Original-URI on / decides", DialectAuto, "/", h("X-Original-URI", "/public"), 200},
+		{"envoy: a forged X-Original-URI is ignored", DialectAmbassador, "/", h("X-Original-URI", "/public"), 401},
+		{"envoy: a forged X-Forwarded-Uri is ignored", DialectAmbassador, "/", h("X-Forwarded-Uri", "/public"), 401},
+		{"envoy: its own path", DialectAmbassador, "/public/x", h("X-Original-URI", "/admin"), 200},
+		{"nginx: X-Forwarded-Uri is ignored", DialectNginx, "/", h("X-Original-URI", "/admin", "X-Forwarded-Uri", "/public"), 401},
+		{"nginx: its own header", DialectNginx, "/admin", h("X-Original-URI", "/public"), 200},
+		{"nginx: without X-Original-URI", DialectNginx, "/public", nil, 401},
+		{"traefik: X-Original-URI is ignored", DialectTraefik, "/", h("X-Forwarded-Uri", "/admin", "X-Original-URI", "/public"), 401},
+		{"traefik: its own header", DialectTraefik, "/admin", h("X-Forwarded-Uri", "/public"), 200},
+		{"traefik: without X-Forwarded-Uri", DialectTraefik, "/public", nil, 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "http://placeholder/", nil)
+			r.RequestURI, r.Host = tt.target, "app.example.com"
+			for k, v := range tt.header {
+				r.Header[k] = v
+			}
+			r.Header.Set("Accept", "*/*")
+			w := httptest.NewRecorder()
+			door(tt.dialect).ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Errorf("%s door, %s with %v: %d, want %d (%s)", tt.dialect, tt.target, tt.header, w.Code, tt.want, w.Header().Get("WWW-Authenticate"))
+			}
+		})
+	}
+	for _, tt := range []struct {
+		in   string
+		want Dialect
+	}{{"", DialectAuto}, {"auto", DialectAuto}, {"envoy", DialectAmbassador}, {"nginx", DialectNginx}, {"traefik", DialectTraefik}} {
+		if got, err := ParseDialect(tt.in); got != tt.want || err != nil {
+			t.Errorf("ParseDialect(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+	if _, err := ParseDialect("ambassador-http"); !errors.Is(err, ErrUnknownDialect) {
+		t.Errorf("ParseDialect(unknown) = %v", err)
+	}
+}

@@ -59,7 +59,10 @@ func (c *checker) respond(req *Request, v verdict, memo *headerMemo, own []strin
 	case resultRedirect:
 		return response{status: http.StatusFound, location: LoginRedirect(c.issuer, *req, c.policy)}
 	case resultForbidden:
-		user := displayName(v.claims)
+		user := ""
+		if v.claims != nil {
+			user = displayName(v.claims)
+		}
 		if req.Browser {
 			return response{status: http.StatusForbidden, headers: headersPage, body: c.pages.forbiddenPage(user, req.Host, v.dec.Rule)}
 		}

@@ -71,12 +71,15 @@ func (l *warnLimiter) allow(d door, reason string) (ok bool, suppressed int) {
 // a gateway sending such checks is misconfigured (or a client is forging
 // gateway headers), and operators need to know which and why.
 func (c *checker) warnRefused(ctx context.Context, d door, v verdict) {
-	if v.invalid == "" || !c.log.Enabled(ctx, slog.LevelWarn) {
+	if (v.invalid == "" && !v.dec.BadPath) || !c.log.Enabled(ctx, slog.LevelWarn) {
 		return
 	}
 	reason := v.invalid
-	if v.reqErr != nil {
+	switch {
+	case v.reqErr != nil:
 		reason = v.reqErr.Error()
+	case v.dec.BadPath:
+		reason = reasonBadPath
 	}
 	ok, suppressed := c.warn.allow(d, reason)
 	if !ok {

@@ -89,6 +89,45 @@ func TestRefusedCheckWarns(t *testing.T) {
 	}
 }
 
+// TestBadPathWarns: a path refused for not being in normal form is
+// logged at warn, with the reason and not the path, on both doors.
+func TestBadPathWarns(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	hd, err := NewHTTPHandler(HTTPOptions{Issuer: testIssuer, Verifier: newStubVerifier(), Policy: mustPolicy(t, testPolicyConfig()), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RequestURI, r.Host = "/public/..;/secret-admin", "status.example.com"
+	w := httptest.NewRecorder()
+	hd.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("bad path: %d, want 403", w.Code)
+	}
+	c, err := newChecker(testIssuer, newStubVerifier(), mustPolicy(t, testPolicyConfig()), "", nil, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &grpcAuthz{c: c, memo: newHeaderMemo()}
+	res, err := g.Check(context.Background(), envoyCheck("GET", "https", "status.example.com", "/public/%2e%2e/secret-admin", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.GetDeniedResponse().GetStatus().GetCode(); got != 403 {
+		t.Errorf("gRPC bad path: %v, want 403", got)
+	}
+	out := buf.String()
+	for _, want := range []string{"door=http", "door=grpc", `reason="the request path is not in normal form"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secret-admin") {
+		t.Errorf("the log repeats the path:\n%s", out)
+	}
+}
+
 func TestWarnLimiterBounded(t *testing.T) {
 	clk := testclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	l := newWarnLimiter(clk.Now)

@@ -8,6 +8,7 @@ package claims
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -32,6 +33,16 @@ const (
 	// KindLogout is an OpenID Back-Channel Logout 1.0 logout token.
 	KindLogout Kind = "logout+jwt"
 )
+
+// GatewaySuffix is appended to the issuer to form GatewayAudience.
+const GatewaySuffix = "/gateway"
+
+// GatewayAudience is the audience that makes an access token a gateway
+// credential: the broker adds it to the access tokens of clients with
+// gateway_access, and the authorization check accepts a Bearer access
+// token only when its "aud" names it. Access tokens without it are for
+// /userinfo and the client's own APIs only.
+func GatewayAudience(issuer string) string { return strings.TrimSuffix(issuer, "/") + GatewaySuffix }
 
 // Claims is the claim set of every token ghbroker issues. Registered claims
 // come from the embedded jwt.Claims; ours follow and never reuse a

@@ -98,13 +98,14 @@ func checkAuthService(t *testing.T, where string, r *rendered, cfg *config.Confi
 			if be.Port.ContainerPort != ports["authz"] {
 				t.Errorf("%s: an HTTP AuthService without path_prefix must reach authz.listen %d, not port %d", where, ports["authz"], be.Port.ContainerPort)
 			}
-		case "/authz":
-			if be.Port.ContainerPort != ports["http"] || be.Command != "serve" {
-				t.Errorf("%s: path_prefix /authz is served by the broker's main listener %d (ghbroker serve), not %s port %d", where, ports["http"], be.Command, be.Port.ContainerPort)
+		case "/authz-envoy", "/authz":
+			if be.Port.ContainerPort != ports["http"] {
+				t.Errorf("%s: path_prefix %s is served by the main listener %d, not %s port %d", where, prefix, ports["http"], be.Command, be.Port.ContainerPort)
 			}
 		default:
-			t.Errorf("%s: path_prefix %q: the broker serves checks under /authz (main listener) or at every path of authz.listen", where, prefix)
+			t.Errorf("%s: path_prefix %q: the broker serves Envoy checks under /authz-envoy (or /authz) on the main listener, or at every path of authz.listen", where, prefix)
 		}
+		checkDialect(t, where, cfg, be, str(spec, "path_prefix"), authz.DialectAmbassador)
 		reqHeaders := strList(spec, "allowed_request_headers")
 		if !slices.Contains(reqHeaders, "accept") {
 			t.Errorf("%s: allowed_request_headers must list accept, or every GET looks like a browser navigation", where)
@@ -243,8 +244,11 @@ func TestAmbassadorAgreesWithTheBroker(t *testing.T) {
 		if len(authServices) > 0 && !brokerMapping {
 			t.Errorf("deploy/%s: an AuthService without a Mapping of / for %s (with bypass_auth)", dir, authHost)
 		}
-		if len(authServices) > 0 && !brokerMetricsHidden {
-			t.Errorf("deploy/%s: the Mapping of %s publishes /metrics; add a /metrics Mapping that rewrites it away", dir, authHost)
+		switch {
+		case cfg.Metrics.Listen == "" && len(authServices) > 0 && !brokerMetricsHidden:
+			t.Errorf("deploy/%s: the Mapping of %s publishes /metrics; set metrics.listen, or add a /metrics Mapping that rewrites it away", dir, authHost)
+		case cfg.Metrics.Listen != "" && brokerMetricsHidden:
+			t.Errorf("deploy/%s: a Mapping hides /metrics, which the main listener does not serve (metrics.listen is set): drop it", dir)
 		}
 	}
 	if !sawGRPC || !sawHTTP || !sawHTTPPrefix {

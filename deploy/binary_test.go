@@ -131,9 +131,9 @@ func TestBinaryWithTheExampleConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
-		main, authz, grpc := freePort(t), freePort(t), freePort(t)
+		main, authz, grpc, metrics := freePort(t), freePort(t), freePort(t), freePort(t)
 		issuer := fmt.Sprintf("http://localhost:%d", main)
-		cfgPath := loopbackConfig(t, dir, "serve.yaml", issuer, main, authz, grpc, filepath.Join(dir, "ghbroker.db"))
+		cfgPath := loopbackConfig(t, dir, "serve.yaml", issuer, main, authz, grpc, metrics, filepath.Join(dir, "ghbroker.db"))
 
 		srv := startProcess(t, secretEnv(), bin, "serve", "--config", cfgPath)
 		base := fmt.Sprintf("http://127.0.0.1:%d", main)
@@ -141,6 +141,14 @@ func TestBinaryWithTheExampleConfig(t *testing.T) {
 
 		if code, _ := httpGet(t, base+"/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz: %d", code)
+		}
+		// Prometheus scrapes metrics.listen; the main listener has no
+		// /metrics for a gateway route to publish.
+		if code, body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)); code != http.StatusOK || !bytes.Contains(body, []byte("ghbroker_")) {
+			t.Errorf("metrics.listen /metrics: %d", code)
+		}
+		if code, _ := httpGet(t, base+"/metrics"); code == http.StatusOK {
+			t.Errorf("main listener /metrics: %d, want none", code)
 		}
 		code, body := httpGet(t, base+"/.well-known/openid-configuration")
 		var disco map[string]any
@@ -196,8 +204,8 @@ func TestBinaryWithTheExampleConfig(t *testing.T) {
 // testAuthzReplica runs `ghbroker authz` as deploy/authz-replicas does:
 // the same config, no secrets, no store, keys from the issuer.
 func testAuthzReplica(t *testing.T, bin, dir, issuer string) {
-	main, authz, grpc := freePort(t), freePort(t), freePort(t)
-	cfgPath := loopbackConfig(t, dir, "authz.yaml", issuer, main, authz, grpc, "/nonexistent/ghbroker.db")
+	main, authz, grpc, metrics := freePort(t), freePort(t), freePort(t), freePort(t)
+	cfgPath := loopbackConfig(t, dir, "authz.yaml", issuer, main, authz, grpc, metrics, "/nonexistent/ghbroker.db")
 	p := startProcess(t, cleanEnv(), bin, "authz", "--issuer", issuer, "--config", cfgPath)
 	select {
 	case <-p.done:
@@ -210,6 +218,12 @@ func testAuthzReplica(t *testing.T, bin, dir, issuer string) {
 	p.waitReady(t, base+"/readyz")
 
 	checkPolicy(t, fmt.Sprintf("http://127.0.0.1:%d/", authz))
+	if code, _ := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)); code != http.StatusOK {
+		t.Errorf("replica metrics.listen /metrics: %d", code)
+	}
+	if code, _ := httpGet(t, base+"/metrics"); code == http.StatusOK {
+		t.Errorf("replica main listener /metrics: %d, want none", code)
+	}
 	if code := p.stop(t); code != 0 {
 		t.Errorf("authz exited %d after SIGTERM\n%s", code, p.stderr.String())
 	}
@@ -243,7 +257,7 @@ func checkPolicy(t *testing.T, url string) {
 // loopbackConfig writes deploy/base/config.yaml moved to loopback: the
 // issuer and every example.com host under localhost, the listeners on the
 // given ports, the store in dir.
-func loopbackConfig(t *testing.T, dir, name, issuer string, main, authz, grpc int, store string) string {
+func loopbackConfig(t *testing.T, dir, name, issuer string, main, authz, grpc, metrics int, store string) string {
 	t.Helper()
 	raw, err := os.ReadFile(baseConfigPath)
 	if err != nil {
@@ -256,6 +270,7 @@ func loopbackConfig(t *testing.T, dir, name, issuer string, main, authz, grpc in
 		{`listen: ":8080"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, main)},
 		{`listen: ":8081"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, authz)},
 		{`grpc_listen: ":9001"`, fmt.Sprintf(`grpc_listen: "127.0.0.1:%d"`, grpc)},
+		{`listen: ":9090"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, metrics)},
 		{"path: /var/lib/ghbroker/ghbroker.db", "path: " + store},
 	} {
 		if !strings.Contains(text, r[0]) {

@@ -72,13 +72,14 @@ func portOf(t *testing.T, addr string) int32 {
 // configPorts are the container ports the config implies, by port name.
 func configPorts(t *testing.T, cfg *config.Config) map[string]int32 {
 	t.Helper()
-	if cfg.Authz.Listen == "" || cfg.Authz.GRPCListen == "" {
-		t.Fatal("the example config must set authz.listen and authz.grpc_listen")
+	if cfg.Authz.Listen == "" || cfg.Authz.GRPCListen == "" || cfg.Metrics.Listen == "" {
+		t.Fatal("the example config must set authz.listen, authz.grpc_listen and metrics.listen")
 	}
 	return map[string]int32{
-		"http":  portOf(t, cfg.Listen),
-		"authz": portOf(t, cfg.Authz.Listen),
-		"grpc":  portOf(t, cfg.Authz.GRPCListen),
+		"http":    portOf(t, cfg.Listen),
+		"authz":   portOf(t, cfg.Authz.Listen),
+		"grpc":    portOf(t, cfg.Authz.GRPCListen),
+		"metrics": portOf(t, cfg.Metrics.Listen),
 	}
 }
 
@@ -313,6 +314,12 @@ func TestDeploymentsAgreeWithTheConfig(t *testing.T) {
 				if cp, ok := resolvePort(c, p.probe.HTTPGet.Port); !ok || cp.ContainerPort != ports["http"] {
 					t.Errorf("%s: probe %s is not on the main listener (port %d)", where, p.path, ports["http"])
 				}
+			}
+
+			// Prometheus scrapes metrics.listen, and only that port.
+			ann := d.Spec.Template.Annotations
+			if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/path"] != "/metrics" || ann["prometheus.io/port"] != fmt.Sprint(ports["metrics"]) {
+				t.Errorf("%s: prometheus.io annotations %v, want /metrics scraped on metrics.listen (port %d)", where, ann, ports["metrics"])
 			}
 
 			// The config: --config names a file in a mounted ConfigMap

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/ghbroker/ghbroker/authz"
 )
 
 // genericDocs reads a multi-document YAML file of kinds that have no
@@ -42,7 +44,6 @@ func specOf(doc map[string]any) map[string]any {
 
 func TestTraefikMiddlewareAgreesWithTheBroker(t *testing.T) {
 	cfg, _ := loadConfig(t)
-	ports := configPorts(t, cfg)
 	r := mustRender(t)["authz-replicas"]
 	middlewares := map[string]bool{}
 	var routes []map[string]any
@@ -56,13 +57,10 @@ func TestTraefikMiddlewareAgreesWithTheBroker(t *testing.T) {
 			middlewares[str(md, "namespace")+"/"+str(md, "name")] = true
 			fa, _ := specOf(doc)["forwardAuth"].(map[string]any)
 			be, rest, err := resolveAddress(r, str(fa, "address"))
-			switch {
-			case err != nil:
+			if err != nil {
 				t.Errorf("forwardAuth address: %v", err)
-			case be.Port.ContainerPort == ports["authz"]:
-			case be.Port.ContainerPort == ports["http"] && be.Command == "serve" && strings.HasPrefix(rest, "/authz"):
-			default:
-				t.Errorf("forwardAuth address %s reaches %s port %d%s, not a check", fa["address"], be.Command, be.Port.ContainerPort, rest)
+			} else {
+				checkDialect(t, "forwardAuth address "+str(fa, "address"), cfg, be, rest, authz.DialectTraefik)
 			}
 			got := strList(fa, "authResponseHeaders")
 			for _, h := range append(slices.Clone(identityHeaders), "Authorization") {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ghbroker/ghbroker/authz"
 )
 
 // The nginx files and the two values in them that an installation (and
@@ -64,19 +66,20 @@ func TestNginxSnippetAgreesWithTheBroker(t *testing.T) {
 	}
 
 	// The broker address is the main listener of the broker Service, and
-	// /authz is where it answers checks.
-	be, rest, err := resolveAddress(mustRender(t)["base"], nginxBrokerAddr+"/authz")
+	// /authz-nginx is where it answers nginx's checks.
+	be, rest, err := resolveAddress(mustRender(t)["base"], nginxBrokerAddr+"/authz-nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if be.Command != "serve" || be.Port.ContainerPort != portOf(t, cfg.Listen) || rest != "/authz" {
-		t.Errorf("%s reaches %s port %d%s, not the broker's /authz", nginxBrokerAddr, be.Command, be.Port.ContainerPort, rest)
+	if be.Command != "serve" || be.Port.ContainerPort != portOf(t, cfg.Listen) {
+		t.Errorf("%s reaches %s port %d%s, not the broker's main listener", nginxBrokerAddr, be.Command, be.Port.ContainerPort, rest)
 	}
+	checkDialect(t, "the nginx snippet", cfg, be, rest, authz.DialectNginx)
 
 	want := []string{
 		"location = /_ghbroker_auth {",
 		"internal;",
-		"proxy_pass " + nginxBrokerAddr + "/authz;",
+		"proxy_pass " + nginxBrokerAddr + "/authz-nginx;",
 		"proxy_pass_request_body off;",
 		`proxy_set_header Content-Length "";`,
 		"proxy_set_header X-Original-URI $request_uri;",
@@ -270,8 +273,8 @@ http {
 			t.Errorf("subrequest header %s = %q, want %q", k, got, v)
 		}
 	}
-	if c.Path != "/authz" || c.Host != "app.tools.example.com" {
-		t.Errorf("subrequest to %s with Host %s, want /authz with the original host", c.Path, c.Host)
+	if c.Path != "/authz-nginx" || c.Host != "app.tools.example.com" {
+		t.Errorf("subrequest to %s with Host %s, want /authz-nginx with the original host", c.Path, c.Host)
 	}
 
 	// Allowed: the upstream gets the identity.

@@ -198,3 +198,32 @@ func (v *Verifier) rememberHeader(seg string, h Header) {
 		}
 	}
 }
+
+// failedSlots is the size of the memo of tokens whose signature failed.
+const failedSlots = 1024
+
+// failedTokens remembers, in a fixed number of slots, the seeded hashes of
+// tokens whose signature did not verify, so that a forged token sent
+// again (a browser replays a planted cookie on every request) costs a hash
+// instead of a signature check. Slots are overwritten, never grown; a
+// token is hashed whole, so a forgery that borrows a real token's
+// signature never marks the real token. It takes no lock.
+type failedTokens struct {
+	seed  maphash.Seed
+	slots [failedSlots]atomic.Uint64
+}
+
+func newFailedTokens() *failedTokens { return &failedTokens{seed: maphash.MakeSeed()} }
+
+// hash is never zero, the value of an empty slot.
+func (f *failedTokens) hash(token string) uint64 { return maphash.String(f.seed, token) | 1 }
+
+func (f *failedTokens) has(token string) bool {
+	h := f.hash(token)
+	return f.slots[h%failedSlots].Load() == h
+}
+
+func (f *failedTokens) add(token string) {
+	h := f.hash(token)
+	f.slots[h%failedSlots].Store(h)
+}

@@ -356,3 +356,69 @@ func TestVerifyCacheConcurrent(t *testing.T) {
 	}
 	t.Logf("%d hits, %d misses, %d cached", hits, misses, size)
 }
+
+// TestVerifyRemembersFailedSignatures: a token whose signature failed is
+// refused again without another signature check, a forgery borrowing a
+// real token's signature never marks the real one, and Precheck picks
+// out what is worth a signature check.
+func TestVerifyRemembersFailedSignatures(t *testing.T) {
+	e := vtNewEnv(t, "ES256")
+	v := e.verifier(t, Options{})
+	good := e.sign(t, claims.KindSession, e.claims(claims.KindSession))
+	dot := strings.LastIndexByte(good, '.')
+	forged := good[:dot+1] + strings.Repeat("A", len(good)-dot-1)
+
+	if cached, err := v.Precheck(forged, claims.KindSession); cached || err != nil {
+		t.Fatalf("Precheck(forged) = %v, %v; want false, nil (it passes every cheap check)", cached, err)
+	}
+	if n := v.SignatureChecks(); n != 0 {
+		t.Fatalf("Precheck checked %d signatures", n)
+	}
+	vtCheckErr(t, forged, vtErr(v.Verify(forged, claims.KindSession)), ErrSignature)
+	if n := v.SignatureChecks(); n != 1 {
+		t.Fatalf("%d signature checks, want 1", n)
+	}
+	vtCheckErr(t, forged, vtErr(v.Verify(forged, claims.KindSession)), ErrSignature)
+	if _, err := v.Precheck(forged, claims.KindSession); !errors.Is(err, ErrSignature) {
+		t.Errorf("Precheck(forged once failed) = %v, want ErrSignature", err)
+	}
+	if n := v.SignatureChecks(); n != 1 {
+		t.Errorf("a failed forgery sent again cost a signature check (%d in all)", n)
+	}
+
+	// The real token shares the forgery's header and payload: unaffected.
+	if _, err := v.Verify(good, claims.KindSession); err != nil {
+		t.Fatalf("real token after its forgery failed: %v", err)
+	}
+	if cached, err := v.Precheck(good, claims.KindSession); !cached || err != nil {
+		t.Errorf("Precheck(verified) = %v, %v; want true, nil", cached, err)
+	}
+	if _, err := v.Precheck(good, claims.KindAccess); !errors.Is(err, ErrType) {
+		t.Errorf("Precheck as another kind = %v, want ErrType", err)
+	}
+	expired := e.claims(claims.KindSession)
+	expired.Expiry = jwt.NewNumericDate(e.clk.Now().Add(-time.Hour))
+	if _, err := v.Precheck(e.sign(t, claims.KindSession, expired), claims.KindSession); !errors.Is(err, ErrExpired) {
+		t.Errorf("Precheck(expired) = %v, want ErrExpired", err)
+	}
+	if n := v.SignatureChecks(); n != 2 {
+		t.Errorf("%d signature checks, want 2", n)
+	}
+}
+
+// TestFailedTokensBounded: the memo of failures has a fixed size.
+func TestFailedTokensBounded(t *testing.T) {
+	f := newFailedTokens()
+	for i := range 100 * failedSlots {
+		f.add(fmt.Sprint("forged-", i))
+	}
+	if f.has("never-added") {
+		t.Error("a token never added is remembered")
+	}
+	f.add("last")
+	if !f.has("last") {
+		t.Error("the last failure is forgotten")
+	}
+}
+
+func vtErr(_ *claims.Claims, err error) error { return err }

@@ -87,6 +87,8 @@ type Verifier struct {
 	maxBytes int
 	cache    *tokenCache                       // nil when disabled
 	headers  atomic.Pointer[map[string]Header] // decoded headers of tokens that verified
+	failed   *failedTokens                     // tokens whose signature did not verify, recently
+	sigs     atomic.Uint64                     // signature checks done
 }
 
 // New validates opts, fills in the defaults and returns a Verifier.
@@ -110,6 +112,7 @@ func New(opts Options) (*Verifier, error) {
 		leeway:   opts.Leeway,
 		now:      opts.Now,
 		maxBytes: opts.MaxTokenBytes,
+		failed:   newFailedTokens(),
 	}
 	algs := opts.Algorithms
 	if len(algs) == 0 {
@@ -186,8 +189,14 @@ func (v *Verifier) Verify(token string, kind claims.Kind) (*claims.Claims, error
 			return v.checkCached(slot, token, e, kind)
 		}
 	}
+	if v.failed.has(token) {
+		return nil, errFailedRecently
+	}
 	c, e, err := v.verify(token, kind, false)
 	if err != nil {
+		if errors.Is(err, ErrSignature) {
+			v.failed.add(token)
+		}
 		return nil, err
 	}
 	if v.cache != nil {
@@ -195,6 +204,46 @@ func (v *Verifier) Verify(token string, kind claims.Kind) (*claims.Claims, error
 	}
 	return c, nil
 }
+
+// errFailedRecently refuses a token whose signature failed to verify a
+// moment ago, without checking it again.
+var errFailedRecently = fmt.Errorf("%w: signature does not verify", ErrSignature)
+
+// Precheck tells, without checking a signature, whether Verify might
+// accept token as a token of the given kind: cached reports a token
+// verified before (Verify then costs a map lookup); a nil error with
+// cached false means a token that passes every check but its signature
+// (syntax, header, a published kid, iss, aud, exp, nbf) and has not failed
+// its signature recently. Errors are Verify's. It is how a caller holding
+// several candidate tokens (the session cookies a browser sent) picks the
+// one worth a signature check: a nil error is never a reason to trust a
+// token.
+func (v *Verifier) Precheck(token string, kind claims.Kind) (cached bool, err error) {
+	if token == "" {
+		return false, fmt.Errorf("%w: empty token", ErrMalformed)
+	}
+	if len(token) > v.maxBytes {
+		return false, fmt.Errorf("%w: token too large", ErrMalformed)
+	}
+	if v.cache != nil {
+		if slot, e := v.cache.get(token); e != nil {
+			if _, err := v.checkCached(slot, token, e, kind); err != nil {
+				return false, err
+			}
+			return true, nil
+		}
+	}
+	if v.failed.has(token) {
+		return false, errFailedRecently
+	}
+	_, err = v.precheck(token, kind, false)
+	return false, err
+}
+
+// SignatureChecks is the number of signature verifications done so far,
+// for metrics and tests: cached tokens, tokens refused by a cheaper check
+// and tokens that failed a moment ago cost none.
+func (v *Verifier) SignatureChecks() uint64 { return v.sigs.Load() }
 
 // checkCached re-checks a cached verification: the kind, the validity
 // window against the clock now, and that the signing key is still
@@ -219,67 +268,93 @@ func (v *Verifier) checkCached(slot uint64, token string, e *tokenCacheEntry, ki
 }
 
 // verify is the uncached check; hint relaxes it as VerifyIDTokenHint says.
-// Every check that costs no cryptography comes first: syntax, header, key
-// lookup, claims; the signature last.
+// Every check that costs no cryptography comes first (precheck); the
+// signature last.
 func (v *Verifier) verify(token string, kind claims.Kind, hint bool) (*claims.Claims, *tokenCacheEntry, error) {
+	u, err := v.precheck(token, kind, hint)
+	if err != nil {
+		return nil, nil, err
+	}
+	v.sigs.Add(1)
+	if !verifySignature(u.alg, u.key, token[:u.dot2], u.sig) {
+		return nil, nil, fmt.Errorf("%w: signature does not verify", ErrSignature)
+	}
+	if !u.knownHeader {
+		v.rememberHeader(token[:u.dot1], u.header)
+	}
+	return u.entry.claims, u.entry, nil
+}
+
+// unverified is a token that passed every check but its signature.
+type unverified struct {
+	entry       *tokenCacheEntry
+	header      Header
+	knownHeader bool // the header was in the memo
+	alg         jose.SignatureAlgorithm
+	key         any
+	dot1, dot2  int
+	sig         []byte
+}
+
+// precheck runs every check of verify that costs no cryptography: syntax,
+// header, key lookup, claims.
+func (v *Verifier) precheck(token string, kind claims.Kind, hint bool) (unverified, error) {
+	var u unverified
 	if !knownKind(kind) {
-		return nil, nil, fmt.Errorf("%w: unsupported token kind", ErrType)
+		return u, fmt.Errorf("%w: unsupported token kind", ErrType)
 	}
 	dot1, dot2, ok := splitCompact(token)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+		return u, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
 	}
 	h, known := v.knownHeader(token[:dot1])
 	if !known {
 		var err error
 		if h, err = decodeHeader(token[:dot1]); err != nil {
-			return nil, nil, err
+			return u, err
 		}
 	}
 	if !typMatches(h.Typ, kind) {
-		return nil, nil, fmt.Errorf("%w: not %s token", ErrType, kindName(kind))
+		return u, fmt.Errorf("%w: not %s token", ErrType, kindName(kind))
 	}
 	alg := jose.SignatureAlgorithm(h.Alg)
 	if !slices.Contains(v.algs, alg) {
-		return nil, nil, fmt.Errorf("%w: alg not accepted", ErrAlgorithm)
+		return u, fmt.Errorf("%w: alg not accepted", ErrAlgorithm)
 	}
 	if h.Kid == "" {
-		return nil, nil, fmt.Errorf("%w: no kid", ErrUnknownKey)
+		return u, fmt.Errorf("%w: no kid", ErrUnknownKey)
 	}
 	key, ok := v.keys.PublicKey(h.Kid)
 	if !ok || (key.Use != "" && key.Use != "sig") {
-		return nil, nil, fmt.Errorf("%w: kid not published", ErrUnknownKey)
+		return u, fmt.Errorf("%w: kid not published", ErrUnknownKey)
 	}
 	if key.Algorithm != h.Alg || !keyFits(alg, key.Key) {
 		// A key published for one algorithm never verifies another
 		// (RFC 8725 §3.1: no algorithm confusion).
-		return nil, nil, fmt.Errorf("%w: alg does not match the key", ErrAlgorithm)
+		return u, fmt.Errorf("%w: alg does not match the key", ErrAlgorithm)
 	}
 
 	payload, err := b64.DecodeString(token[dot1+1 : dot2])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+		return u, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
 	}
 	c := new(claims.Claims)
 	if err := json.Unmarshal(payload, c); err != nil {
-		return nil, nil, fmt.Errorf("%w: claims are not a JSON object", ErrMalformed)
+		return u, fmt.Errorf("%w: claims are not a JSON object", ErrMalformed)
 	}
 	notBefore, notAfter, err := v.checkClaims(c, kind, hint)
 	if err != nil {
-		return nil, nil, err
+		return u, err
 	}
 
 	sig, err := b64.DecodeString(token[dot2+1:])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+		return u, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
 	}
-	if !verifySignature(alg, key.Key, token[:dot2], sig) {
-		return nil, nil, fmt.Errorf("%w: signature does not verify", ErrSignature)
-	}
-	if !known {
-		v.rememberHeader(token[:dot1], h)
-	}
-	return c, &tokenCacheEntry{claims: c, kid: h.Kid, kind: kind, notBefore: notBefore, notAfter: notAfter, cost: len(token) + len(payload)}, nil
+	return unverified{
+		entry:  &tokenCacheEntry{claims: c, kid: h.Kid, kind: kind, notBefore: notBefore, notAfter: notAfter, cost: len(token) + len(payload)},
+		header: h, knownHeader: known, alg: alg, key: key.Key, dot1: dot1, dot2: dot2, sig: sig,
+	}, nil
 }
 
 // checkClaims checks iss, aud, exp, nbf and iat (RFC 7519 §4.1, RFC 9068

@@ -112,6 +112,9 @@ func check(dir string, distinct, cacheSize int) http.Handler {
 	sign := func(kind claims.Kind, i int) string {
 		now := time.Now()
 		aud := jwt.Audience{issuer}
+		if kind == claims.KindAccess {
+			aud = append(aud, claims.GatewayAudience(issuer)) // a client with gateway_access
+		}
 		tok, err := km.Sign(kind, &claims.Claims{Claims: jwt.Claims{Issuer: issuer, Subject: fmt.Sprint(1000 + i), Audience: aud,
 			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour)), ID: fmt.Sprint(i)},
 			PreferredUsername: fmt.Sprintf("user%d", i), Email: "user@example.com",

@@ -42,10 +42,15 @@ func (p *Provider) mintTokens(c *Client, sess store.Session, scopes []string, no
 	exp := jwt.NewNumericDate(now.Add(ttl))
 	verified := sess.EmailVerified
 	// The access token carries identity and groups: the authz check and
-	// /userinfo read them without a store lookup.
+	// /userinfo read them without a store lookup. Only a client with
+	// gateway access gets the audience the authz check requires.
+	aud := jwt.Audience{p.issuer, c.ID}
+	if c.GatewayAccess {
+		aud = append(aud, claims.GatewayAudience(p.issuer))
+	}
 	at := &claims.Claims{
 		Claims: jwt.Claims{
-			Issuer: p.issuer, Subject: sess.Subject, Audience: jwt.Audience{p.issuer, c.ID},
+			Issuer: p.issuer, Subject: sess.Subject, Audience: aud,
 			IssuedAt: jwt.NewNumericDate(now), Expiry: exp, ID: secret.Random(12),
 		},
 		AuthTime: jwt.NewNumericDate(sess.AuthTime), ClientID: c.ID, Scope: scope, SessionID: sess.ID, IssuedAtMillis: now.UnixMilli(),

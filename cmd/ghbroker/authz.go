@@ -7,13 +7,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/authz/verify"
@@ -23,13 +26,37 @@ import (
 
 // checks are the authorization check's front doors built from one config.
 type checks struct {
-	// prefixed answers /authz and /authz/* on the main listener.
+	// prefixed answers /authz and /authz/* on the main listener, telling
+	// each check's dialect from its headers.
 	prefixed http.Handler
+	// fixed answer the main listener's check paths whose dialect is fixed
+	// (fixedCheckPaths).
+	fixed []fixedDoor
 	// dedicated answers every path on authz.listen (nil when unset).
 	dedicated http.Handler
 	// grpc serves envoy.service.auth.v3.Authorization on authz.grpc_listen
 	// (nil when unset).
 	grpc *grpc.Server
+}
+
+// fixedCheckPaths are the main listener's check paths with a fixed
+// dialect, beside the automatic /authz. They lie outside /authz/ so that no
+// check Emissary sends with path_prefix /authz (always /authz + "/" + the
+// original path) can be taken for one. /authz-envoy is a prefix
+// (path_prefix: /authz-envoy); nginx and Traefik call the bare path.
+var fixedCheckPaths = [...]struct {
+	path    string
+	dialect authz.Dialect
+}{
+	{"/authz-envoy", authz.DialectAmbassador},
+	{"/authz-nginx", authz.DialectNginx},
+	{"/authz-traefik", authz.DialectTraefik},
+}
+
+// fixedDoor is a check path of the main listener with its door.
+type fixedDoor struct {
+	path string
+	h    http.Handler
 }
 
 // keyAge is what the key-set-age metric reads.
@@ -56,14 +83,26 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	}
 	httpOpts := authz.HTTPOptions{
 		Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName,
-		Prefix: "/authz", Metrics: m, Logger: logger,
+		Prefix: checkPrefix, Metrics: m, Logger: logger,
 	}
 	c := &checks{}
 	if c.prefixed, err = authz.NewHTTPHandler(httpOpts); err != nil {
 		return nil, runtimeErr(err)
 	}
+	for _, f := range fixedCheckPaths {
+		opts := httpOpts
+		opts.Prefix, opts.Dialect = f.path, f.dialect
+		h, err := authz.NewHTTPHandler(opts)
+		if err != nil {
+			return nil, runtimeErr(err)
+		}
+		c.fixed = append(c.fixed, fixedDoor{path: f.path, h: h})
+	}
 	if cfg.Authz.Listen != "" {
 		httpOpts.Prefix = ""
+		if httpOpts.Dialect, err = authz.ParseDialect(cfg.Authz.Dialect); err != nil {
+			return nil, configErr(err)
+		}
 		if c.dedicated, err = authz.NewHTTPHandler(httpOpts); err != nil {
 			return nil, runtimeErr(err)
 		}
@@ -71,7 +110,7 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	if cfg.Authz.GRPCListen != "" {
 		c.grpc, err = authz.NewGRPCServer(authz.GRPCOptions{
 			Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName, Metrics: m, Logger: logger,
-			SessionRefresh: slide,
+			SessionRefresh: slide, ServerOptions: grpcLimits(cfg.Listeners),
 		})
 		if err != nil {
 			return nil, runtimeErr(err)
@@ -100,13 +139,88 @@ func (c *checks) listeners(cfg *config.Config) []*listener {
 	return out
 }
 
+// newHTTPServer serves h; serveAll sets its timeouts. "OPTIONS *" goes to
+// h too, instead of net/http's own 200: on a check listener every request
+// is a check, and one that names no path is refused.
 func newHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	return &http.Server{Handler: h, MaxHeaderBytes: 64 << 10, DisableGeneralOptionsHandler: true}
 }
 
-// serveAll binds every listener (failing fast if one cannot), serves until
-// ctx is done or one fails, then shuts them all down gracefully.
-func serveAll(ctx context.Context, logger *slog.Logger, ls []*listener, bound func()) error {
+// setLimits applies listeners.* to an HTTP server: a client that sends its
+// headers or body slowly, reads slowly or idles is cut off.
+func setLimits(s *http.Server, lim config.Listeners) {
+	s.ReadHeaderTimeout = lim.ReadHeaderTimeout.D()
+	s.ReadTimeout = lim.ReadTimeout.D()
+	s.WriteTimeout = lim.WriteTimeout.D()
+	s.IdleTimeout = lim.IdleTimeout.D()
+}
+
+// grpcLimits are listeners.* for the gRPC server: the handshake within the
+// header timeout, a connection without streams closed when idle.
+func grpcLimits(lim config.Listeners) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ConnectionTimeout(lim.ReadHeaderTimeout.D()),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: lim.IdleTimeout.D()}),
+	}
+}
+
+// metricsListeners is metrics.listen, serving /metrics from g and
+// nothing else, when the config sets it.
+func metricsListeners(cfg *config.Config, g prometheus.Gatherer) []*listener {
+	if cfg.Metrics.Listen == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	return []*listener{{name: "metrics.listen", addr: cfg.Metrics.Listen, http: newHTTPServer(mux)}}
+}
+
+// mainGatherer is what the main listener serves at /metrics: nothing
+// (nil) when metrics.listen serves it instead.
+func mainGatherer(cfg *config.Config, g prometheus.Gatherer) prometheus.Gatherer {
+	if cfg.Metrics.Listen != "" {
+		return nil
+	}
+	return g
+}
+
+// checkPrefix is where the main listener answers checks.
+const checkPrefix = "/authz"
+
+// withChecks sends the main listener's checks (every path that starts with
+// /authz, as sent or decoded) to c's doors before next sees them: the
+// broker's router and http.ServeMux clean paths, answering
+// /authz/%2e%2e/admin with a redirect to /admin, and the check must decide
+// on the path exactly as the gateway sent it. /authz-envoy, /authz-nginx
+// and /authz-traefik (and what lies under them) go to the doors of fixed
+// dialect, the rest of /authz… to the automatic one.
+func withChecks(next http.Handler, c *checks) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.RequestURI, checkPrefix) && !strings.HasPrefix(r.URL.Path, checkPrefix) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		for _, f := range c.fixed {
+			if underPath(r.RequestURI, f.path) || underPath(r.URL.Path, f.path) {
+				f.h.ServeHTTP(w, r)
+				return
+			}
+		}
+		c.prefixed.ServeHTTP(w, r)
+	})
+}
+
+// underPath reports whether the request target s is p or lies under it.
+func underPath(s, p string) bool {
+	rest, ok := strings.CutPrefix(s, p)
+	return ok && (rest == "" || rest[0] == '/' || rest[0] == '?')
+}
+
+// serveAll binds every listener (failing fast if one cannot), applies
+// lim to each (timeouts, and at most lim.MaxConnections connections held
+// at once per listener), serves until ctx is done or one fails, then shuts
+// them all down gracefully.
+func serveAll(ctx context.Context, logger *slog.Logger, lim config.Listeners, ls []*listener, bound func()) error {
 	for _, l := range ls {
 		if l.netLn != nil {
 			continue
@@ -121,6 +235,12 @@ func serveAll(ctx context.Context, logger *slog.Logger, ls []*listener, bound fu
 			return runtimeErr(fmt.Errorf("%s: listen %s: %w", l.name, l.addr, err))
 		}
 		l.netLn = nl
+	}
+	for _, l := range ls {
+		l.netLn = netutil.LimitListener(l.netLn, lim.MaxConnections)
+		if l.http != nil {
+			setLimits(l.http, lim)
+		}
 	}
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
@@ -214,8 +334,6 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/authz", c.prefixed)
-	mux.Handle("/authz/", c.prefixed)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ks.LoadedAt().IsZero() {
@@ -225,10 +343,13 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(mux)}}, c.listeners(cfg)...)
-	return serveAll(ctx, logger, ls, func() {
+	if g := mainGatherer(cfg, reg); g != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
+	ls := append([]*listener{{name: "listen", addr: cfg.Listen, http: newHTTPServer(withChecks(mux, c))}}, c.listeners(cfg)...)
+	ls = append(ls, metricsListeners(cfg, reg)...)
+	return serveAll(ctx, logger, cfg.Listeners, ls, func() {
 		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "jwks_url", *jwksURL, "listen", cfg.Listen,
-			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen)
+			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen, "metrics_listen", cfg.Metrics.Listen)
 	})
 }

@@ -157,6 +157,7 @@ clients:
     name: ghbroker token (command line)
     public: true
     grant_types: [device_code, refresh_token]
+    gateway_access: true
 `, issuer, addr, filepath.Join(dir, "ghbroker.db"), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret, githubURL, githubURL, strings.Join(orgs, ", "),
 		devDomain, devDomain, devDomain, orgs[0], devDomain, devAdminTeam(fx), devGrafanaSecret)
 	cfg, err := config.Parse("ghbroker dev", []byte(src), nil)

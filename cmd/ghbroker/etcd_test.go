@@ -41,8 +41,8 @@ github:
 	return p
 }
 
-// startApp runs a broker in-process until the test ends.
-func startApp(t *testing.T, cfgPath string) *app {
+// startAppFrom runs a broker in-process until the test ends.
+func startAppFrom(t *testing.T, cfgPath string) *app {
 	t.Helper()
 	cfg, err := config.Load(cfgPath, nil)
 	if err != nil {
@@ -80,7 +80,7 @@ func TestEtcdReplicasFollowKeysRotate(t *testing.T) {
 	if code, out, errs := runCmd(t, nil, "check-config", "--config", cfgs[0]); code != 0 {
 		t.Fatalf("check-config: exit %d, %q %q", code, out, errs)
 	}
-	apps := []*app{startApp(t, cfgs[0]), startApp(t, cfgs[1])}
+	apps := []*app{startAppFrom(t, cfgs[0]), startAppFrom(t, cfgs[1])}
 	if a, b := apps[0].keys.Keys().Current.KID, apps[1].keys.Keys().Current.KID; a != b {
 		t.Fatalf("the replicas sign with different keys: %s and %s", a, b)
 	}
@@ -154,7 +154,7 @@ func TestEtcdMutualTLS(t *testing.T) {
 	cfg := writeEtcdConfig(t, t.TempDir(), addr, srv.Endpoints(), srv.Prefix(), "")
 	raw, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "    request_timeout: 1s\n", "    request_timeout: 1s\n"+tlsYAML, 1)), 0o600)
-	a := startApp(t, cfg)
+	a := startAppFrom(t, cfg)
 	if got := kids(fetchJWKS(t, "http://"+addr)); len(got) != 2 || a.keys.Keys().Current == nil {
 		t.Fatalf("JWKS over mTLS etcd: %v", got)
 	}

@@ -195,7 +195,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	}
 	b, err := broker.New(broker.Config{
 		Keys: km, Handlers: []broker.Handler{signIn, provider, dev},
-		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: reg, Logger: logger,
+		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: mainGatherer(cfg, reg), Logger: logger,
 		HSTSMaxAge: hstsMaxAge(cfg),
 	})
 	if err != nil {
@@ -211,7 +211,7 @@ func (a *app) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	ls := []*listener{{name: "listen", addr: a.cfg.Listen, http: newHTTPServer(a.broker)}}
+	ls := []*listener{{name: "listen", addr: a.cfg.Listen, http: newHTTPServer(withChecks(a.broker, a.checks))}}
 	var wg sync.WaitGroup
 	sock := ""
 	if b := a.store.bolt; b != nil {
@@ -227,13 +227,15 @@ func (a *app) run(ctx context.Context) error {
 		wg.Go(func() { b.RunSweeper(ctx, time.Minute) })
 	}
 	ls = append(ls, a.checks.listeners(a.cfg)...)
+	ls = append(ls, metricsListeners(a.cfg, a.reg)...)
 
 	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
 	wg.Go(func() { a.backchannel.Run(ctx) })
-	err := serveAll(ctx, a.log, ls, func() {
+	err := serveAll(ctx, a.log, a.cfg.Listeners, ls, func() {
 		a.addrs["listen"] = ls[0].netLn.Addr().String()
 		a.log.Info("ghbroker serving", "version", version, "issuer", a.cfg.Issuer, "listen", a.addrs["listen"],
-			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "store", a.store.describe(), "admin_socket", sock)
+			"authz_listen", a.cfg.Authz.Listen, "grpc_listen", a.cfg.Authz.GRPCListen, "metrics_listen", a.cfg.Metrics.Listen,
+			"store", a.store.describe(), "admin_socket", sock)
 		close(a.ready)
 	})
 	cancel()
@@ -250,7 +252,7 @@ func oidcClients(cs []config.Client) []oidc.Client {
 			ID: c.ID, Secret: c.Secret, Public: c.Public, Name: c.Name,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 			Scopes: c.Scopes, GrantTypes: c.GrantTypes, AlwaysIssueRefreshToken: c.AlwaysIssueRefreshToken, TokenTTL: c.TokenTTL.D(),
-			BackchannelLogoutURI: c.BackchannelLogoutURI,
+			BackchannelLogoutURI: c.BackchannelLogoutURI, GatewayAccess: c.GatewayAccess,
 		})
 	}
 	return out

@@ -32,6 +32,10 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+	// Listeners bounds every listener: timeouts and connections.
+	Listeners Listeners `yaml:"listeners"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
 	// Authz configures the gateway authorization check.
 	Authz Authz `yaml:"authz"`
 	// Storage selects the store.
@@ -57,10 +61,45 @@ type Log struct {
 	Level string `yaml:"level"`
 }
 
+// Listeners are the limits every listener (listen, authz.listen,
+// authz.grpc_listen, metrics.listen, the admin socket) applies, each on
+// its own: a slow client cannot hold a connection open for free, and no
+// listener holds more than MaxConnections at once.
+type Listeners struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included.
+	// Default 30s; at least ReadHeaderTimeout.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response, from the end of the request
+	// headers. Default 30s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle that long (gRPC: a
+	// connection without streams). Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the connections each listener holds open at
+	// once; more wait to be accepted. Default 4096.
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// Metrics configures where /metrics is served.
+type Metrics struct {
+	// Listen, when set, serves /metrics (and only /metrics) on a listener
+	// of its own, and the main listener has no /metrics. Empty serves it
+	// on the main listener.
+	Listen string `yaml:"listen"`
+}
+
 // Authz configures the authorization check's extra listeners.
 type Authz struct {
 	// Listen, when set, is a listener where every path is a check.
 	Listen string `yaml:"listen"`
+	// Dialect fixes the gateway convention of the checks on Listen:
+	// "envoy" (Envoy's HTTP ext_authz, Emissary's proto: http), "nginx",
+	// "traefik", or "auto" (default: told from each check's headers).
+	// The main listener's /authz-envoy, /authz-nginx and /authz-traefik
+	// have theirs fixed by their path; its /authz is automatic.
+	Dialect string `yaml:"dialect"`
 	// GRPCListen, when set, serves envoy.service.auth.v3.Authorization.
 	GRPCListen string `yaml:"grpc_listen"`
 	// IDTokenAudiences lists client ids whose ID tokens the check accepts
@@ -264,6 +303,12 @@ type Client struct {
 	// logout tokens when a session the client has tokens of ends: https,
 	// or http on loopback.
 	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// GatewayAccess makes the client's access tokens credentials for the
+	// gateway authorization check (they carry the audience ISSUER/gateway).
+	// Off by default: an access token is for /userinfo and the client's
+	// own use, and a relying party that leaks one does not open every
+	// service behind the gateway.
+	GatewayAccess bool `yaml:"gateway_access"`
 }
 
 // Problem is one mistake in the file.

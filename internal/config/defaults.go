@@ -28,6 +28,12 @@ const (
 	DefaultGroupsFormat = "github"
 	DefaultTokenTTL     = time.Hour
 	MaxTokenTTL         = 24 * time.Hour
+	// Listener limits (listeners.*).
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxConnections    = 4096
 	// SecretEnv is the environment variable that overrides
 	// github.client_secret.
 	SecretEnv = "GHBROKER_GITHUB_CLIENT_SECRET"
@@ -78,6 +84,13 @@ func applyDefaults(c *Config) {
 	set(&c.Keys.Algorithm, DefaultAlgorithm)
 	setD(&c.Keys.RotateEvery, DefaultRotateEvery)
 	set(&c.Policy.Default, DefaultPolicy)
+	setD(&c.Listeners.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setD(&c.Listeners.ReadTimeout, DefaultReadTimeout)
+	setD(&c.Listeners.WriteTimeout, DefaultWriteTimeout)
+	setD(&c.Listeners.IdleTimeout, DefaultIdleTimeout)
+	if c.Listeners.MaxConnections == 0 {
+		c.Listeners.MaxConnections = DefaultMaxConnections
+	}
 	for i := range c.Clients {
 		setD(&c.Clients[i].TokenTTL, DefaultTokenTTL)
 	}

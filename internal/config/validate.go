@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ghbroker/ghbroker/authz"
 )
 
 type validator struct {
@@ -43,6 +45,9 @@ func (v *validator) validate(c *Config) {
 	v.issuer(c)
 	v.listeners(c)
 	v.oneOf("log.format", c.Log.Format, "json", "text")
+	if _, err := authz.ParseDialect(c.Authz.Dialect); err != nil {
+		v.fail("authz.dialect", "authz.dialect %s, not %q", authz.ErrUnknownDialect, c.Authz.Dialect)
+	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if !v.authzOnly {
 		v.storage(c)
@@ -98,7 +103,7 @@ func (v *validator) issuer(c *Config) {
 func (v *validator) listeners(c *Config) {
 	seen := map[string]string{}
 	for _, l := range []struct{ key, addr string }{
-		{"listen", c.Listen}, {"authz.listen", c.Authz.Listen}, {"authz.grpc_listen", c.Authz.GRPCListen},
+		{"listen", c.Listen}, {"authz.listen", c.Authz.Listen}, {"authz.grpc_listen", c.Authz.GRPCListen}, {"metrics.listen", c.Metrics.Listen},
 	} {
 		if l.addr == "" {
 			continue
@@ -111,6 +116,24 @@ func (v *validator) listeners(c *Config) {
 			v.fail(l.key, "%s uses %s, which %s already uses", l.key, l.addr, other)
 		}
 		seen[l.addr] = l.key
+	}
+	lim := c.Listeners
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{
+		{"listeners.read_header_timeout", lim.ReadHeaderTimeout}, {"listeners.read_timeout", lim.ReadTimeout},
+		{"listeners.write_timeout", lim.WriteTimeout}, {"listeners.idle_timeout", lim.IdleTimeout},
+	} {
+		if d.d.D() <= 0 {
+			v.fail(d.key, "%s must be a positive duration, not %s", d.key, d.d.D())
+		}
+	}
+	if lim.ReadTimeout.D() < lim.ReadHeaderTimeout.D() {
+		v.fail("listeners.read_timeout", "listeners.read_timeout (%s) must not be shorter than listeners.read_header_timeout (%s)", lim.ReadTimeout.D(), lim.ReadHeaderTimeout.D())
+	}
+	if lim.MaxConnections < 1 {
+		v.fail("listeners.max_connections", "listeners.max_connections must be at least 1, not %d", lim.MaxConnections)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ghbroker/ghbroker/authz"
+	"github.com/ghbroker/ghbroker/claims"
 )
 
 // DomainCovers reports whether host is covered by domain: ".example.com"
@@ -78,6 +79,8 @@ func (v *validator) clients(c *Config) {
 		key := fmt.Sprintf("clients[%d]", i)
 		if cl.ID == "" {
 			v.fail(key, "%s needs an id", key)
+		} else if cl.ID == claims.GatewayAudience(c.Issuer) {
+			v.fail(key+".id", "client id %q is the audience that marks gateway credentials; choose another id", cl.ID)
 		} else if j, dup := ids[cl.ID]; dup {
 			v.fail(key+".id", "client id %q is used twice (clients[%d] and %s)", cl.ID, j, key)
 		}

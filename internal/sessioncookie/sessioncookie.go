@@ -99,15 +99,28 @@ func clearStale(r *http.Request, name string, keep map[string]bool, a Attrs) []*
 	return out
 }
 
+// MaxCandidates is the most candidates Candidates returns: four NAME
+// values and the join of the chunks.
+const MaxCandidates = maxSingle + 1
+
+// maxSingle bounds the NAME values read.
+const maxSingle = 4
+
 // Candidates returns the session tokens carried under name by the Cookie
 // header lines cookies (http.Header["Cookie"], or the values of a gRPC
 // check's "cookie" header): each value of a NAME cookie (a browser may send
 // several when cookies of the same name are set on different domains),
 // then the join of NAME.0, NAME.1, … Values are returned at most four; the
-// caller verifies each and uses the first valid one. Parsing allocates only
-// for chunked tokens.
+// caller verifies each and uses the first valid one.
 func Candidates(cookies []string, name string) []string {
-	var single []string
+	return AppendCandidates(nil, cookies, name)
+}
+
+// AppendCandidates appends Candidates to dst and returns it: with a dst of
+// capacity MaxCandidates it allocates only for chunked tokens.
+func AppendCandidates(dst []string, cookies []string, name string) []string {
+	single := dst
+	start := len(dst)
 	var chunks [MaxChunks]string
 	n := 0
 	for _, line := range cookies {
@@ -119,7 +132,7 @@ func Candidates(cookies []string, name string) []string {
 			v = strings.Trim(v, `"`)
 			switch rest := k[len(name):]; {
 			case rest == "":
-				if len(single) < 4 && v != "" {
+				if len(single)-start < maxSingle && v != "" {
 					single = append(single, v)
 				}
 			case strings.HasPrefix(rest, "."):

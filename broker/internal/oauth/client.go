@@ -64,6 +64,10 @@ type Client struct {
 	// BackchannelLogoutURI, when set, receives an OpenID Back-Channel
 	// Logout 1.0 logout_token when a session the client has tokens of ends.
 	BackchannelLogoutURI string
+	// GatewayAccess makes the client's access tokens gateway credentials:
+	// they carry claims.GatewayAudience, which the authorization check
+	// requires of a Bearer access token.
+	GatewayAccess bool
 }
 
 // AllowsScope reports whether the client may ask for scope.
