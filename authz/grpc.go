@@ -39,6 +39,9 @@ type GRPCOptions struct {
 	Logger *slog.Logger
 	// Now is the clock of the warn-level rate limit. Default time.Now.
 	Now func() time.Time
+	// Revocations, when set, refuses withdrawn tokens in memory. Nil
+	// enforces none.
+	Revocations Revocations
 	// SessionRefresh, when set, is asked on every request allowed by a
 	// session cookie for Set-Cookie values to send to the browser
 	// (OkHttpResponse.response_headers_to_add, which only the gRPC check
@@ -71,6 +74,7 @@ func NewGRPCServer(opts GRPCOptions) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.revocations = opts.Revocations
 	s := grpc.NewServer(opts.ServerOptions...)
 	authv3.RegisterAuthorizationServer(s, &grpcAuthz{c: c, refresh: opts.SessionRefresh, memo: newHeaderMemo()})
 	hs := health.NewServer()

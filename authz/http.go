@@ -74,6 +74,9 @@ type HTTPOptions struct {
 	Logger *slog.Logger
 	// Now is the clock of the warn-level rate limit. Default time.Now.
 	Now func() time.Time
+	// Revocations, when set, refuses withdrawn tokens (sign-out, webhooks,
+	// operators) in memory. Nil enforces none.
+	Revocations Revocations
 }
 
 // NewHTTPHandler returns the HTTP authorization check for Ambassador/Envoy
@@ -107,6 +110,7 @@ func NewHTTPHandler(opts HTTPOptions) (http.Handler, error) {
 	default:
 		return nil, fmt.Errorf("authz: unknown dialect %d", opts.Dialect)
 	}
+	c.revocations = opts.Revocations
 	return &httpHandler{c: c, prefix: opts.Prefix, dialect: opts.Dialect, memo: newHeaderMemo()}, nil
 }
 
@@ -123,7 +127,28 @@ type checker struct {
 	realm    string // `Bearer realm="<issuer>"`
 	gateway  string // claims.GatewayAudience(issuer)
 	warn     *warnLimiter
+	// revocations, when set, refuses withdrawn tokens.
+	revocations Revocations
 }
+
+// Revocations is what a check asks of the revocation set
+// (*revocation.Set, behind a revocation.Follower on a replica): in memory,
+// no I/O.
+type Revocations interface {
+	// Revoked reports whether a token of subject sub and session sid
+	// issued at the Unix millisecond iat has been withdrawn.
+	Revoked(sub, sid string, iatMillis int64) bool
+	// Stale reports that the set is too old to trust (a strict replica
+	// whose feed is older than authz.revocations.max_stale): session
+	// tokens are then refused, so that browsers sign in again.
+	Stale() bool
+}
+
+// Errors of a token the revocation set refuses.
+var (
+	ErrRevoked          = errors.New("authz: the token was revoked")
+	ErrRevocationsStale = errors.New("authz: the revocation set is too old to trust session tokens")
+)
 
 func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Metrics, log *slog.Logger, now func() time.Time) (*checker, error) {
 	switch {
@@ -310,6 +335,14 @@ func (c *checker) verify(tok string, kind claims.Kind) (*claims.Claims, error) {
 	if err == nil && cl == nil {
 		err = verify.ErrMalformed
 	}
+	if err == nil && c.revocations != nil {
+		switch {
+		case kind == claims.KindSession && c.revocations.Stale():
+			return nil, ErrRevocationsStale
+		case c.revocations.Revoked(cl.Subject, cl.SessionID, cl.IssuedAtMs()):
+			return nil, ErrRevoked
+		}
+	}
 	return cl, err
 }
 
@@ -340,6 +373,10 @@ func refusalText(err error) string {
 		return "the token was issued by someone else"
 	case errors.Is(err, verify.ErrMalformed):
 		return "the token is malformed"
+	case errors.Is(err, ErrRevoked):
+		return "the token has been revoked"
+	case errors.Is(err, ErrRevocationsStale):
+		return "sign in again"
 	}
 	return "the token is not valid"
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -44,8 +45,8 @@ type Signer interface {
 	Sign(kind claims.Kind, c any) (string, error)
 }
 
-// maxWait bounds a long poll.
-const maxWait = 30 * time.Second
+// maxWait bounds a long poll (below the listeners' 30 s write timeout).
+const maxWait = 20 * time.Second
 
 // Publisher serves the signed feed of a set: GET /revocations?since=N
 // answers at once when there is something after N, else waits up to
@@ -140,11 +141,12 @@ type Follower struct {
 	// discards.
 	Logger *slog.Logger
 
-	mu      sync.Mutex
-	lastIat int64     // the newest feed applied, Unix ms
-	lastOK  time.Time // when the last feed was applied
-	ready   chan struct{}
-	once    sync.Once
+	mu         sync.Mutex
+	lastIat    int64        // the newest feed applied, Unix ms
+	lastCursor uint64       // its cursor
+	lastOK     atomic.Int64 // when the last feed was applied, Unix ns (0: never)
+	ready      chan struct{}
+	once       sync.Once
 }
 
 // maxFeedBytes bounds a feed (200,000 entries of ~150 bytes, base64).
@@ -183,9 +185,40 @@ func (f *Follower) Ready() <-chan struct{} {
 
 // LastApplied is when a feed was last applied (zero: never).
 func (f *Follower) LastApplied() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.lastOK
+	if n := f.lastOK.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Checked is the replica's set as its checks see it. With maxStale > 0
+// (authz.revocations.mode: strict) it is stale — checks then refuse
+// session tokens, so browsers sign in again — until the first feed and
+// whenever no feed has been applied for maxStale; with 0 (best_effort) it
+// is never stale and checks decide with the last set received.
+func (f *Follower) Checked(maxStale time.Duration) *Checked {
+	f.init()
+	return &Checked{f: f, maxStale: maxStale}
+}
+
+// Checked is a followed set with its staleness rule.
+type Checked struct {
+	f        *Follower
+	maxStale time.Duration
+}
+
+// Revoked asks the followed set.
+func (c *Checked) Revoked(sub, sid string, iatMillis int64) bool {
+	return c.f.Set.Revoked(sub, sid, iatMillis)
+}
+
+// Stale reports a strict replica whose set is too old to trust.
+func (c *Checked) Stale() bool {
+	if c.maxStale <= 0 {
+		return false
+	}
+	last := c.f.lastOK.Load()
+	return last == 0 || c.f.Now().Sub(time.Unix(0, last)) > c.maxStale
 }
 
 // Run follows the feed until ctx ends: a long poll from the current
@@ -242,7 +275,10 @@ func (f *Follower) Fetch(ctx context.Context, wait time.Duration) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if p.IssuedAt <= f.lastIat {
+	// Older than the newest feed applied (or, signed in the same
+	// millisecond, behind its cursor): a replay that could undo a
+	// revocation.
+	if p.IssuedAt < f.lastIat || (p.IssuedAt == f.lastIat && p.Cursor < f.lastCursor) {
 		return ErrFeedReplay
 	}
 	if p.Full {
@@ -250,7 +286,8 @@ func (f *Follower) Fetch(ctx context.Context, wait time.Duration) error {
 	} else {
 		f.Set.Merge(p.Entries, p.Cursor)
 	}
-	f.lastIat, f.lastOK = p.IssuedAt, f.Now()
+	f.lastIat, f.lastCursor = p.IssuedAt, p.Cursor
+	f.lastOK.Store(f.Now().UnixNano())
 	select {
 	case <-f.ready:
 	default:
@@ -266,7 +303,7 @@ var feedAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDS
 // its issuer.
 func (f *Follower) verify(tok string) (feedPayload, error) {
 	var p feedPayload
-	jws, err := jose.ParseSigned(tok, feedAlgorithms)
+	jws, err := jose.ParseSignedCompact(tok, feedAlgorithms)
 	if err != nil || len(jws.Signatures) != 1 {
 		return p, ErrFeedSignature
 	}

@@ -115,6 +115,11 @@ func TestFeedRefusesTampering(t *testing.T) {
 	if err := w.follower.Fetch(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(2 * time.Millisecond) // the recorded feed is now strictly older
+	w.setTamper(nil)
+	if err := w.follower.Fetch(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 	w.setTamper(func(string) string { return recorded })
 	if err := w.follower.Fetch(ctx, 0); err != ErrFeedReplay {
 		t.Errorf("a replayed feed: %v", err)

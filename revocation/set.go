@@ -225,6 +225,9 @@ func anyExpired(log []Entry, now int64) bool {
 	return false
 }
 
+// Stale is false: a set the broker keeps itself is never out of date.
+func (s *Set) Stale() bool { return false }
+
 // Len is the number of live entries.
 func (s *Set) Len() int {
 	s.mu.RLock()
