@@ -226,7 +226,7 @@ func (c *Checked) Stale() bool {
 func (f *Follower) Run(ctx context.Context) {
 	f.init()
 	for ctx.Err() == nil {
-		start := f.Now()
+		start, before := f.Now(), f.Set.Cursor()
 		var pause time.Duration
 		if err := f.Fetch(ctx, maxWait); err != nil {
 			if ctx.Err() != nil {
@@ -234,7 +234,9 @@ func (f *Follower) Run(ctx context.Context) {
 			}
 			f.Logger.Warn("revocation feed unavailable: deciding with the last set received", "url", f.URL, "err", err)
 			pause = f.Poll
-		} else {
+		} else if f.Set.Cursor() == before {
+			// No news, and the answer came before the long poll's end: a
+			// broker that cannot hold the request; ask again after Poll.
 			pause = f.Poll - f.Now().Sub(start)
 		}
 		if pause > 0 {

@@ -262,6 +262,28 @@ type RefreshStore interface {
 	DeleteRefreshFamily(ctx context.Context, id string) error
 }
 
+// SessionLister lists live sessions (operators' `sessions list`, webhook
+// events about teams).
+type SessionLister interface {
+	ListSessions(ctx context.Context) ([]Session, error)
+}
+
+// DeliveryStore remembers GitHub webhook delivery ids.
+type DeliveryStore interface {
+	// FirstDelivery records id until expires and reports whether it was
+	// new, in one transaction: of concurrent callers with one id, exactly
+	// one is told true.
+	FirstDelivery(ctx context.Context, id string, expires time.Time) (bool, error)
+}
+
+// Delivery is a remembered webhook delivery.
+type Delivery struct {
+	// ID is GitHub's X-GitHub-Delivery.
+	ID string `json:"id"`
+	// Expires is when the id may be forgotten.
+	Expires time.Time `json:"expires"`
+}
+
 // Store is everything one storage engine provides. Consumers should ask for
 // the narrow interface they use, not for Store.
 type Store interface {
@@ -271,6 +293,8 @@ type Store interface {
 	AuthCodeStore
 	RefreshStore
 	DeviceCodeStore
+	SessionLister
+	DeliveryStore
 	// Sweep deletes every record that expired before now and reports how
 	// many it deleted. An engine whose records expire by themselves (etcd
 	// leases) has nothing to sweep and returns 0.

@@ -11,13 +11,6 @@ import (
 	"github.com/ghbroker/ghbroker/store"
 )
 
-// SessionLister lists the live sessions (the stores implement it); the
-// webhook events about teams and org renames need it to find whom they
-// concern.
-type SessionLister interface {
-	ListSessions(ctx context.Context) ([]store.Session, error)
-}
-
 // Apply carries out a GitHub webhook event (it is the webhook handler's
 // Applier):
 //
@@ -48,11 +41,7 @@ func (m *Manager) Apply(ctx context.Context, e webhook.Event) error {
 }
 
 func (m *Manager) sessionsWhere(ctx context.Context, keep func(store.Session) bool) ([]store.Session, error) {
-	l, ok := m.store.(SessionLister)
-	if !ok {
-		return nil, errors.New("session: the store cannot list sessions")
-	}
-	all, err := l.ListSessions(ctx)
+	all, err := m.store.ListSessions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("session: list: %w", err)
 	}

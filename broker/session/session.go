@@ -58,6 +58,7 @@ type Revocations interface {
 // Store is the persistence sessions use.
 type Store interface {
 	store.SessionStore
+	store.SessionLister
 	store.SecretStore
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ghbroker/ghbroker/revocation"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,7 +67,7 @@ type keyAge interface{ LoadedAt() time.Time }
 // are close to expiry through the gRPC door (the broker has signing keys; a
 // replica does not).
 func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg prometheus.Registerer, logger *slog.Logger,
-	slide func(*claims.Claims, string) []string) (*checks, error) {
+	slide func(*claims.Claims, string) []string, rev authz.Revocations) (*checks, error) {
 	policy, err := authz.CompilePolicy(cfg.Policy)
 	if err != nil {
 		return nil, configErr(fmt.Errorf("policy: %w", err))
@@ -83,7 +84,7 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	}
 	httpOpts := authz.HTTPOptions{
 		Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName,
-		Prefix: checkPrefix, Metrics: m, Logger: logger,
+		Prefix: checkPrefix, Metrics: m, Logger: logger, Revocations: rev,
 	}
 	c := &checks{}
 	if c.prefixed, err = authz.NewHTTPHandler(httpOpts); err != nil {
@@ -110,7 +111,7 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	if cfg.Authz.GRPCListen != "" {
 		c.grpc, err = authz.NewGRPCServer(authz.GRPCOptions{
 			Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName, Metrics: m, Logger: logger,
-			SessionRefresh: slide, ServerOptions: grpcLimits(cfg.Listeners),
+			SessionRefresh: slide, ServerOptions: grpcLimits(cfg.Listeners), Revocations: rev,
 		})
 		if err != nil {
 			return nil, runtimeErr(err)
@@ -329,7 +330,11 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c, err := newChecks(cfg, v, ks, reg, logger, nil)
+	follower, rev, err := followRevocations(ctx, cfg, ks, reg, logger)
+	if err != nil {
+		return err
+	}
+	c, err := newChecks(cfg, v, ks, reg, logger, nil, rev)
 	if err != nil {
 		return err
 	}
@@ -339,6 +344,11 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 		if ks.LoadedAt().IsZero() {
 			w.Header().Set("Retry-After", "5")
 			http.Error(w, "not ready: no keys fetched from "+cfg.Issuer+" yet", http.StatusServiceUnavailable)
+			return
+		}
+		if follower != nil && cfg.Authz.Revocations.Mode == "strict" && follower.LastApplied().IsZero() {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "not ready: no revocation feed received from "+cfg.Authz.Revocations.URL+" yet (strict mode)", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -352,4 +362,55 @@ func cmdAuthz(ctx context.Context, e env, args []string) error {
 		logger.Info("ghbroker authz replica serving", "version", version, "issuer", cfg.Issuer, "jwks_url", *jwksURL, "listen", cfg.Listen,
 			"authz_listen", cfg.Authz.Listen, "grpc_listen", cfg.Authz.GRPCListen, "metrics_listen", cfg.Metrics.Listen)
 	})
+}
+
+// followRevocations starts following the broker's revocation feed when
+// authz.revocations.url is set, and returns the set the checks consult;
+// without a URL the replica enforces no revocations and says so.
+func followRevocations(ctx context.Context, cfg *config.Config, keys revocation.Keys, reg prometheus.Registerer, logger *slog.Logger) (*revocation.Follower, authz.Revocations, error) {
+	r := cfg.Authz.Revocations
+	enforced := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ghbroker_authz_revocations_enforced",
+		Help: "1 when this replica follows the broker's revocation feed (authz.revocations.url), 0 when it enforces no revocations.",
+	})
+	if err := reg.Register(enforced); err != nil {
+		return nil, nil, runtimeErr(err)
+	}
+	if r.URL == "" {
+		logger.Warn("authz.revocations.url is not set: this replica enforces no revocations (sign-outs, webhooks and operators' revokes are not seen here until tokens expire)")
+		return nil, nil, nil
+	}
+	enforced.Set(1)
+	f := &revocation.Follower{URL: r.URL, Issuer: cfg.Issuer, Keys: keys, Set: revocation.New(revocation.Options{}),
+		Poll: r.Poll.D(), Logger: logger}
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ghbroker_authz_revocations_feed_age_seconds",
+		Help: "Seconds since this replica last applied the broker's revocation feed (-1: never).",
+	}, func() float64 {
+		if t := f.LastApplied(); !t.IsZero() {
+			return time.Since(t).Seconds()
+		}
+		return -1
+	})
+	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ghbroker_revocations_entries", Help: "Live entries in the revocation set.",
+	}, func() float64 { return float64(f.Set.Len()) })
+	if err := registerCollectors(reg, age, size); err != nil {
+		return nil, nil, runtimeErr(err)
+	}
+	go f.Run(ctx)
+	maxStale := time.Duration(0)
+	if r.Mode == "strict" {
+		maxStale = r.MaxStale.D()
+	}
+	return f, f.Checked(maxStale), nil
+}
+
+func registerCollectors(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

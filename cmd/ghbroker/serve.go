@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ghbroker/ghbroker/broker/webhook"
+	"github.com/ghbroker/ghbroker/revocation"
 	"io"
 	"log/slog"
 	"net/http"
@@ -93,6 +95,10 @@ type app struct {
 	checks *checks
 	// backchannel tells relying parties of ended sessions.
 	backchannel *oidc.Backchannel
+	// webhooks applies GitHub deliveries (nil without a webhook secret).
+	webhooks *webhook.Handler
+	// feed serves the revocation set to authz replicas.
+	feed *revocation.Publisher
 	// ready is closed once every listener is bound (used by dev and tests).
 	ready chan struct{}
 	// addrs are the bound listener addresses, by config key.
@@ -157,18 +163,23 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
+	revs, err := newRevocations(reg)
+	if err != nil {
+		return nil, runtimeErr(err)
+	}
 	sessions, err := session.New(ctx, session.Config{
 		Issuer: cfg.Issuer, Signer: km, Verifier: verifier, Store: st, GitHub: gh,
 		AllowedOrgs: cfg.GitHub.AllowedOrgs, GroupsFormat: cfg.GitHub.GroupsFormat,
 		CookieName: cfg.Session.CookieName, CookieDomain: cfg.Session.CookieDomain,
 		TTL: cfg.Session.TTL.D(), MaxAge: cfg.Session.MaxAge.D(), PolicyGroups: policyGroups(cfg.Policy),
 		SealKey: cfg.Session.SealKey, Ended: backchannel,
+		Revocations: revs, MaxTokenLifetime: maxTokenLifetime(cfg),
 		Logger: logger,
 	})
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
-	ch, err := newChecks(cfg, verifier, km, reg, logger, sessions.Slide)
+	ch, err := newChecks(cfg, verifier, km, reg, logger, sessions.Slide, revs.set)
 	if err != nil {
 		return nil, err
 	}
@@ -193,8 +204,20 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
+	handlers := []broker.Handler{signIn, provider, dev}
+	var hooks *webhook.Handler
+	if cfg.GitHub.WebhookSecret != "" {
+		hooks, err = webhook.New(webhook.Config{
+			Secret: []byte(cfg.GitHub.WebhookSecret), AllowedOrgs: cfg.GitHub.AllowedOrgs,
+			Deliveries: st, Applier: sessions, Registry: reg, Logger: logger,
+		})
+		if err != nil {
+			return nil, runtimeErr(err)
+		}
+		handlers = append(handlers, hooks)
+	}
 	b, err := broker.New(broker.Config{
-		Keys: km, Handlers: []broker.Handler{signIn, provider, dev},
+		Keys: km, Handlers: handlers,
 		Authz: ch.prefixed, ExtraHosts: ao.extraHosts, Registry: reg, Gatherer: mainGatherer(cfg, reg), Logger: logger,
 		HSTSMaxAge: hstsMaxAge(cfg),
 	})
@@ -202,6 +225,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		return nil, runtimeErr(err)
 	}
 	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg, checks: ch, backchannel: backchannel,
+		webhooks: hooks, feed: &revocation.Publisher{Issuer: cfg.Issuer, Set: revs.set, Signer: km, Logger: logger},
 		ready: make(chan struct{}), addrs: map[string]string{}}, nil
 }
 
@@ -228,8 +252,15 @@ func (a *app) run(ctx context.Context) error {
 	}
 	ls = append(ls, a.checks.listeners(a.cfg)...)
 	ls = append(ls, metricsListeners(a.cfg, a.reg)...)
+	if addr := a.cfg.Revocations.Listen; addr != "" {
+		ls = append(ls, &listener{name: "revocations.listen", addr: addr, http: newHTTPServer(a.feed)})
+	}
 
 	wg.Go(func() { a.keys.Run(ctx, rotationCheckInterval(a.cfg)) })
+	if a.webhooks != nil {
+		wg.Go(func() { a.webhooks.Run(ctx) })
+	}
+	wg.Go(func() { expireRevocations(ctx, a.feed.Set) })
 	wg.Go(func() { a.backchannel.Run(ctx) })
 	err := serveAll(ctx, a.log, a.cfg.Listeners, ls, func() {
 		a.addrs["listen"] = ls[0].netLn.Addr().String()
@@ -256,6 +287,60 @@ func oidcClients(cs []config.Client) []oidc.Client {
 		})
 	}
 	return out
+}
+
+// revocations is the broker's revocation set, counting what it is given.
+type revocations struct {
+	set   *revocation.Set
+	added *prometheus.CounterVec
+}
+
+func newRevocations(reg prometheus.Registerer) (*revocations, error) {
+	r := &revocations{
+		set: revocation.New(revocation.Options{}),
+		added: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ghbroker_revocations_total",
+			Help: "Revocations recorded, by source (logout, renewal, webhook, operator, cap).",
+		}, []string{"source"}),
+	}
+	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ghbroker_revocations_entries", Help: "Live entries in the revocation set.",
+	}, func() float64 { return float64(r.set.Len()) })
+	if err := registerCollectors(reg, r.added, size); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Add records e and counts it by source.
+func (r *revocations) Add(e revocation.Entry) (uint64, error) {
+	seq, err := r.set.Add(e)
+	if err == nil {
+		switch e.Source {
+		case "logout", "renewal", "webhook", "operator":
+			r.added.WithLabelValues(e.Source).Inc()
+		default:
+			r.added.WithLabelValues("other").Inc()
+		}
+	}
+	return seq, err
+}
+
+// Revoked asks the set.
+func (r *revocations) Revoked(sub, sid string, iat int64) bool { return r.set.Revoked(sub, sid, iat) }
+
+// expireRevocations drops expired entries once a minute.
+func expireRevocations(ctx context.Context, s *revocation.Set) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Expire()
+		}
+	}
 }
 
 // hstsMaxAge is the Strict-Transport-Security max-age to send: none for a

@@ -36,6 +36,8 @@ type Config struct {
 	Listeners Listeners `yaml:"listeners"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Revocations configures the broker's revocation feed.
+	Revocations Revocations `yaml:"revocations"`
 	// Authz configures the gateway authorization check.
 	Authz Authz `yaml:"authz"`
 	// Storage selects the store.
@@ -105,6 +107,34 @@ type Authz struct {
 	// IDTokenAudiences lists client ids whose ID tokens the check accepts
 	// as Bearer credentials. Empty by default.
 	IDTokenAudiences []string `yaml:"id_token_audiences"`
+	// Revocations is how a `ghbroker authz` replica follows the broker's
+	// revocation feed (serve keeps the set itself and ignores it).
+	Revocations AuthzRevocations `yaml:"revocations"`
+}
+
+// Revocations configures the broker's side of the revocation feed.
+type Revocations struct {
+	// Listen, when set, serves the signed feed at /revocations for
+	// `ghbroker authz` replicas, on a listener of its own that no public
+	// gateway routes to (e.g. ":8082").
+	Listen string `yaml:"listen"`
+}
+
+// AuthzRevocations configures a replica's reading of the feed.
+type AuthzRevocations struct {
+	// URL is the broker's feed, e.g.
+	// http://ghbroker-internal:8082/revocations. Unset: the replica
+	// enforces no revocations, and says so at start and in its metrics.
+	URL string `yaml:"url"`
+	// Mode is "best_effort" (default: keep deciding with the last set
+	// received) or "strict" (not ready before the first fetch; session
+	// tokens refused whenever the set is older than MaxStale).
+	Mode string `yaml:"mode"`
+	// MaxStale is how old a strict replica's set may get. Default 30s.
+	MaxStale Duration `yaml:"max_stale"`
+	// Poll bounds the time between requests when a long poll is not
+	// possible. Default 1s.
+	Poll Duration `yaml:"poll"`
 }
 
 // Storage selects and configures the store: exactly one of Bolt and Etcd.
@@ -216,6 +246,12 @@ type GitHub struct {
 	ClientSecret string `yaml:"client_secret"`
 	// ClientSecretFile is a file holding the secret.
 	ClientSecretFile string `yaml:"client_secret_file"`
+	// WebhookSecret checks the organization webhooks sent to
+	// /webhooks/github (X-Hub-Signature-256); prefer WebhookSecretEnv or
+	// WebhookSecretFile. Unset: /webhooks/github is not served.
+	WebhookSecret     string `yaml:"webhook_secret"`
+	WebhookSecretEnv  string `yaml:"webhook_secret_env"`
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
 	// URL is the web base. Default https://github.com.
 	URL string `yaml:"url"`
 	// APIURL is the REST base. Default https://api.github.com for

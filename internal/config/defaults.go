@@ -81,6 +81,9 @@ func applyDefaults(c *Config) {
 		d := Duration(DefaultHSTSMaxAge)
 		c.Session.HSTSMaxAge = &d
 	}
+	set(&c.Authz.Revocations.Mode, "best_effort")
+	setD(&c.Authz.Revocations.MaxStale, 30*time.Second)
+	setD(&c.Authz.Revocations.Poll, time.Second)
 	set(&c.Keys.Algorithm, DefaultAlgorithm)
 	setD(&c.Keys.RotateEvery, DefaultRotateEvery)
 	set(&c.Policy.Default, DefaultPolicy)

@@ -104,6 +104,7 @@ func (v *validator) listeners(c *Config) {
 	seen := map[string]string{}
 	for _, l := range []struct{ key, addr string }{
 		{"listen", c.Listen}, {"authz.listen", c.Authz.Listen}, {"authz.grpc_listen", c.Authz.GRPCListen}, {"metrics.listen", c.Metrics.Listen},
+		{"revocations.listen", c.Revocations.Listen},
 	} {
 		if l.addr == "" {
 			continue
@@ -116,6 +117,16 @@ func (v *validator) listeners(c *Config) {
 			v.fail(l.key, "%s uses %s, which %s already uses", l.key, l.addr, other)
 		}
 		seen[l.addr] = l.key
+	}
+	r := c.Authz.Revocations
+	v.oneOf("authz.revocations.mode", r.Mode, "best_effort", "strict")
+	if r.URL != "" {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.fail("authz.revocations.url", "authz.revocations.url must be an http(s) URL of the broker's feed, e.g. http://ghbroker-internal:8082/revocations, not %q", r.URL)
+		}
+	}
+	if r.MaxStale.D() < time.Second || r.Poll.D() < 100*time.Millisecond {
+		v.fail("authz.revocations", "authz.revocations.max_stale must be at least 1s and poll at least 100ms")
 	}
 	lim := c.Listeners
 	for _, d := range []struct {
@@ -144,6 +155,7 @@ func (v *validator) github(c *Config) {
 	}
 	before := len(v.problems)
 	g.ClientSecret = v.secret("github", g.ClientSecret, "", g.ClientSecretFile, SecretEnv, "client_secret")
+	g.WebhookSecret = v.secret("github", g.WebhookSecret, g.WebhookSecretEnv, g.WebhookSecretFile, "", "webhook_secret")
 	if g.ClientSecret == "" && g.ClientID != "" && len(v.problems) == before {
 		v.fail("github", "the GitHub client secret is missing: set %s, github.client_secret_file or github.client_secret", SecretEnv)
 	}

@@ -56,6 +56,8 @@ var (
 	bucketCodes    = []byte("auth_codes")
 	bucketFamilies = []byte("refresh_families")
 	bucketDevices  = []byte("device_codes")
+	// bucketDeliveries holds GitHub webhook delivery ids.
+	bucketDeliveries = []byte("webhook_deliveries")
 	// bucketUserCodes indexes device_codes by user code (see userCodeEntry).
 	bucketUserCodes = []byte("device_user_codes")
 
@@ -65,7 +67,7 @@ var (
 
 // expiringBuckets returns the buckets whose records expire.
 func expiringBuckets() [][]byte {
-	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies, bucketDevices, bucketUserCodes}
+	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies, bucketDevices, bucketUserCodes, bucketDeliveries}
 }
 
 // Options configures Open.

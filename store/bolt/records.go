@@ -284,6 +284,40 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return remove(ctx, s, bucketSessions, id)
 }
 
+// ListSessions returns every live session.
+func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
+	now := s.now()
+	var out []store.Session
+	err := s.view(ctx, "list sessions", func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error {
+			data, err := live(tx.Bucket(bucketSessions), string(k), now)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			var v store.Session
+			if err := json.Unmarshal(data, &v); err != nil {
+				return err
+			}
+			out = append(out, v)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// FirstDelivery records a webhook delivery id and reports whether it was
+// new.
+func (s *Store) FirstDelivery(ctx context.Context, id string, expires time.Time) (bool, error) {
+	err := create(ctx, s, bucketDeliveries, store.Delivery{ID: id, Expires: expires})
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // CreateAuthCode stores a new authorization code.
 func (s *Store) CreateAuthCode(ctx context.Context, v store.AuthCode) error {
 	return create(ctx, s, bucketCodes, v)

@@ -31,6 +31,8 @@ const (
 	kindDevices   = "devices"
 	kindUserCodes = "user_codes"
 	kindSecrets   = "secrets"
+	// kindDeliveries are GitHub webhook delivery ids, on their own leases.
+	kindDeliveries = "deliveries"
 )
 
 // recordVersion is the envelope version this package writes.
@@ -59,7 +61,7 @@ func (s *Store) ours(key string) bool {
 		return false
 	}
 	switch kind {
-	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets:
+	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets, kindDeliveries:
 		return true
 	}
 	return false

@@ -451,6 +451,37 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return s.remove(ctx, kindSessions, id)
 }
 
+// ListSessions returns every live session.
+func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
+	var out []store.Session
+	err := s.do(ctx, "list sessions", func(ctx context.Context) error {
+		out = out[:0]
+		resp, err := s.cli.Get(ctx, s.prefix+kindSessions+"/", clientv3.WithPrefix())
+		if err != nil {
+			return err
+		}
+		add := collect(s, &out)
+		for _, kv := range resp.Kvs {
+			if err := add(kv.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FirstDelivery records a webhook delivery id and reports whether it was
+// new: a create-if-absent transaction, so that of replicas receiving the
+// same delivery exactly one is told true.
+func (s *Store) FirstDelivery(ctx context.Context, id string, expires time.Time) (bool, error) {
+	err := s.create(ctx, kindDeliveries, store.Delivery{ID: id, Expires: expires})
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // CreateAuthCode stores a new authorization code.
 func (s *Store) CreateAuthCode(ctx context.Context, v store.AuthCode) error {
 	return s.create(ctx, kindCodes, v)

@@ -53,6 +53,7 @@ const (
 	authCodes     table = "auth code"
 	refreshFamily table = "refresh family"
 	deviceCodes   table = "device code"
+	deliveries    table = "delivery"
 	// userCodes indexes deviceCodes: its id is the user code, and its data
 	// the device code's id.
 	userCodes table = "user code"
@@ -80,7 +81,7 @@ func New(opts Options) *Store {
 		now:    now,
 		secret: map[string][]byte{},
 		tables: map[table]map[string]row{
-			sessions: {}, authCodes: {}, refreshFamily: {},
+			sessions: {}, deliveries: {}, authCodes: {}, refreshFamily: {},
 			deviceCodes: {}, userCodes: {},
 		},
 	}
@@ -291,6 +292,37 @@ func (s *Store) UpdateSession(ctx context.Context, id string, fn func(store.Sess
 // DeleteSession deletes the session id.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return remove(ctx, s, sessions, id)
+}
+
+// ListSessions returns every live session.
+func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var out []store.Session
+	for id := range s.tables[sessions] {
+		r, ok := s.live(sessions, id)
+		if !ok {
+			continue
+		}
+		var v store.Session
+		if err := json.Unmarshal(r.data, &v); err != nil {
+			return nil, fmt.Errorf("store/memory: list sessions: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// FirstDelivery records a webhook delivery id and reports whether it was
+// new.
+func (s *Store) FirstDelivery(ctx context.Context, id string, expires time.Time) (bool, error) {
+	err := create(ctx, s, deliveries, store.Delivery{ID: id, Expires: expires})
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // CreateAuthCode stores a new authorization code.

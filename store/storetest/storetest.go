@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 	} else {
 		t.Run("Sweep", s.testSweep)
 	}
+	t.Run("ListSessions", s.testListSessions)
+	t.Run("FirstDelivery", s.testFirstDelivery)
 	t.Run("Races", s.testRaces)
 	t.Run("ExpiryObserved", s.testExpiryObserved)
 	t.Run("CanceledContext", s.testCanceledContext)
