@@ -109,7 +109,7 @@ type haBroker struct {
 	etcd     *etcdCluster
 }
 
-const haClientSecret = "ha-rp-secret"
+const haClientSecret = "ha-rp-secret-0123456789abcdef012345"
 
 // startHABroker starts the deployment: on "etcd", three replicas on a
 // three-member cluster; on "bolt", one serve on a bbolt file (the
