@@ -2,12 +2,14 @@ package revocation
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,10 @@ type feedPayload struct {
 	// Entries are the live entries after the asked cursor (all of them
 	// when Full).
 	Entries []Entry `json:"entries"`
+	// Epoch names the publisher's numbering: cursors of one broker process
+	// mean nothing to another (replicas behind one Service), so a poll
+	// from another epoch gets the whole set.
+	Epoch string `json:"epoch"`
 }
 
 // Signer signs the feed (*keys.Manager).
@@ -58,6 +64,14 @@ type Publisher struct {
 	Signer Signer
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	epochOnce sync.Once
+	epoch     string
+}
+
+func (p *Publisher) ownEpoch() string {
+	p.epochOnce.Do(func() { p.epoch = rand.Text() })
+	return p.epoch
 }
 
 // ServeHTTP answers one poll.
@@ -80,8 +94,10 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wait = min(wait, maxWait)
+	epoch := p.ownEpoch()
+	sameEpoch := q.Get("epoch") == epoch
 	changed := p.Set.Changed()
-	if p.Set.Cursor() == since && wait > 0 {
+	if sameEpoch && p.Set.Cursor() == since && wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-changed:
@@ -90,7 +106,11 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		t.Stop()
 	}
+	if !sameEpoch {
+		since = 0
+	}
 	entries, next, full := p.Set.Since(since)
+	full = full || !sameEpoch
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
@@ -99,7 +119,7 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		entries = []Entry{}
 	}
 	tok, err := p.Signer.Sign(claims.KindRevocations, feedPayload{
-		Issuer: p.Issuer, IssuedAt: Millis(now()), Cursor: next, Full: full, Entries: entries,
+		Issuer: p.Issuer, IssuedAt: Millis(now()), Cursor: next, Full: full, Entries: entries, Epoch: epoch,
 	})
 	if err != nil {
 		if p.Logger != nil {
@@ -144,6 +164,7 @@ type Follower struct {
 	mu         sync.Mutex
 	lastIat    int64        // the newest feed applied, Unix ms
 	lastCursor uint64       // its cursor
+	epoch      string       // its publisher's epoch
 	lastOK     atomic.Int64 // when the last feed was applied, Unix ns (0: never)
 	ready      chan struct{}
 	once       sync.Once
@@ -226,17 +247,22 @@ func (c *Checked) Stale() bool {
 func (f *Follower) Run(ctx context.Context) {
 	f.init()
 	for ctx.Err() == nil {
-		start, before := f.Now(), f.Set.Cursor()
+		start, before, epoch := f.Now(), f.Set.Cursor(), f.currentEpoch()
 		var pause time.Duration
-		if err := f.Fetch(ctx, maxWait); err != nil {
+		switch err := f.Fetch(ctx, maxWait); {
+		case err != nil:
 			if ctx.Err() != nil {
 				return
 			}
 			f.Logger.Warn("revocation feed unavailable: deciding with the last set received", "url", f.URL, "err", err)
 			pause = f.Poll
-		} else if f.Set.Cursor() == before {
-			// No news, and the answer came before the long poll's end: a
-			// broker that cannot hold the request; ask again after Poll.
+		case epoch != "" && f.currentEpoch() != epoch:
+			// Another broker replica answered (they share a Service) with
+			// its whole set: pace the switches between replicas.
+			pause = f.Poll
+		case f.Set.Cursor() == before:
+			// No news before the long poll's end: a broker that cannot
+			// hold the request; ask again after Poll.
 			pause = f.Poll - f.Now().Sub(start)
 		}
 		if pause > 0 {
@@ -248,10 +274,17 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 }
 
+func (f *Follower) currentEpoch() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.epoch
+}
+
 // Fetch asks for what is new, waiting up to wait, and applies it.
 func (f *Follower) Fetch(ctx context.Context, wait time.Duration) error {
 	f.init()
-	u := fmt.Sprintf("%s?since=%d&wait=%s", f.URL, f.Set.Cursor(), wait)
+	epoch := f.currentEpoch()
+	u := fmt.Sprintf("%s?since=%d&wait=%s&epoch=%s", f.URL, f.Set.Cursor(), wait, url.QueryEscape(epoch))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -280,15 +313,18 @@ func (f *Follower) Fetch(ctx context.Context, wait time.Duration) error {
 	// Older than the newest feed applied (or, signed in the same
 	// millisecond, behind its cursor): a replay that could undo a
 	// revocation.
-	if p.IssuedAt < f.lastIat || (p.IssuedAt == f.lastIat && p.Cursor < f.lastCursor) {
+	if p.IssuedAt < f.lastIat || (p.Epoch == f.epoch && p.IssuedAt == f.lastIat && p.Cursor < f.lastCursor) {
 		return ErrFeedReplay
+	}
+	if p.Epoch != f.epoch && !p.Full {
+		return ErrFeedReplay // another publisher's entries without the whole set
 	}
 	if p.Full {
 		f.Set.Replace(p.Entries, p.Cursor)
 	} else {
 		f.Set.Merge(p.Entries, p.Cursor)
 	}
-	f.lastIat, f.lastCursor = p.IssuedAt, p.Cursor
+	f.lastIat, f.lastCursor, f.epoch = p.IssuedAt, p.Cursor, p.Epoch
 	f.lastOK.Store(f.Now().UnixNano())
 	select {
 	case <-f.ready:

@@ -139,3 +139,33 @@ func TestFeedRefusesTampering(t *testing.T) {
 		t.Errorf("a feed under keys the replica does not hold: %v", err)
 	}
 }
+
+// TestFeedFromAnotherReplica: broker replicas behind one Service number
+// their sets apart; a follower that reaches another one gets its whole set
+// instead of entries after a cursor that means nothing there.
+func TestFeedFromAnotherReplica(t *testing.T) {
+	a := newFeedWorld(t)
+	ctx := context.Background()
+	exp := Millis(time.Now().Add(time.Hour))
+	a.set.Add(Entry{Subject: "1001", Before: 500, Expires: exp})
+	a.set.Add(Entry{Subject: "1002", Before: 500, Expires: exp})
+	if err := a.follower.Fetch(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	other := New(Options{})
+	other.Add(Entry{Session: "s9", Expires: exp}) // the same revocations, numbered apart, plus its own
+	other.Add(Entry{Subject: "1001", Before: 500, Expires: exp})
+	other.Add(Entry{Subject: "1002", Before: 500, Expires: exp})
+	pub := &Publisher{Issuer: feedIssuer, Set: other, Signer: a.keys}
+	srv := httptest.NewServer(pub)
+	defer srv.Close()
+	time.Sleep(2 * time.Millisecond)
+	a.follower.URL = srv.URL + "/revocations"
+	if err := a.follower.Fetch(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !a.follower.Set.Revoked("", "s9", 0) || !a.follower.Set.Revoked("1002", "", 1) || a.follower.Set.Cursor() != 3 {
+		t.Errorf("after switching replicas: s9 %v, 1002 %v, cursor %d", a.follower.Set.Revoked("", "s9", 0),
+			a.follower.Set.Revoked("1002", "", 1), a.follower.Set.Cursor())
+	}
+}

@@ -284,6 +284,39 @@ type Delivery struct {
 	Expires time.Time `json:"expires"`
 }
 
+// Revocation is an entry of the revocation set, kept in the store so that
+// it survives a restart and reaches every broker replica.
+type Revocation struct {
+	// ID is random, unique per entry.
+	ID string `json:"id"`
+	// Subject, Session and All say what is revoked (see package
+	// revocation); Before is the instant in Unix milliseconds.
+	Subject string `json:"sub,omitempty"`
+	Session string `json:"sid,omitempty"`
+	All     bool   `json:"all,omitempty"`
+	Before  int64  `json:"before,omitempty"`
+	// Source says why.
+	Source string `json:"src,omitempty"`
+	// Expires is when no token it could match is still valid.
+	Expires time.Time `json:"expires"`
+}
+
+// RevocationStore keeps the revocation set.
+type RevocationStore interface {
+	AddRevocation(ctx context.Context, r Revocation) error
+	// Revocations returns every live entry.
+	Revocations(ctx context.Context) ([]Revocation, error)
+}
+
+// RevocationWatcher is a RevocationStore that other processes share
+// (etcd): it reports entries added anywhere, as they are added.
+type RevocationWatcher interface {
+	// WatchRevocations sends every entry added after the call until ctx
+	// ends; the channel closes then. A gap (a lost watch) is reported as
+	// a zero Revocation, after which the caller should re-read them all.
+	WatchRevocations(ctx context.Context) <-chan Revocation
+}
+
 // Store is everything one storage engine provides. Consumers should ask for
 // the narrow interface they use, not for Store.
 type Store interface {
@@ -295,6 +328,7 @@ type Store interface {
 	DeviceCodeStore
 	SessionLister
 	DeliveryStore
+	RevocationStore
 	// Sweep deletes every record that expired before now and reports how
 	// many it deleted. An engine whose records expire by themselves (etcd
 	// leases) has nothing to sweep and returns 0.

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"github.com/ghbroker/ghbroker/broker/webhook"
 	"github.com/ghbroker/ghbroker/revocation"
+	"github.com/ghbroker/ghbroker/store"
 	"io"
 	"log/slog"
 	"net/http"
@@ -99,6 +101,8 @@ type app struct {
 	webhooks *webhook.Handler
 	// feed serves the revocation set to authz replicas.
 	feed *revocation.Publisher
+	// revocations is the set the checks consult.
+	revocations *revocations
 	// ready is closed once every listener is bound (used by dev and tests).
 	ready chan struct{}
 	// addrs are the bound listener addresses, by config key.
@@ -163,7 +167,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
-	revs, err := newRevocations(reg)
+	revs, err := newRevocations(ctx, reg, st, logger)
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
@@ -225,7 +229,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		return nil, runtimeErr(err)
 	}
 	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg, checks: ch, backchannel: backchannel,
-		webhooks: hooks, feed: &revocation.Publisher{Issuer: cfg.Issuer, Set: revs.set, Signer: km, Logger: logger},
+		webhooks: hooks, feed: &revocation.Publisher{Issuer: cfg.Issuer, Set: revs.set, Signer: km, Logger: logger}, revocations: revs,
 		ready: make(chan struct{}), addrs: map[string]string{}}, nil
 }
 
@@ -260,7 +264,7 @@ func (a *app) run(ctx context.Context) error {
 	if a.webhooks != nil {
 		wg.Go(func() { a.webhooks.Run(ctx) })
 	}
-	wg.Go(func() { expireRevocations(ctx, a.feed.Set) })
+	wg.Go(func() { a.revocations.run(ctx) })
 	wg.Go(func() { a.backchannel.Run(ctx) })
 	err := serveAll(ctx, a.log, a.cfg.Listeners, ls, func() {
 		a.addrs["listen"] = ls[0].netLn.Addr().String()
@@ -289,18 +293,25 @@ func oidcClients(cs []config.Client) []oidc.Client {
 	return out
 }
 
-// revocations is the broker's revocation set, counting what it is given.
+// revocations is the broker's revocation set: kept in the store (so that
+// it survives a restart and, on etcd, reaches every replica through a
+// watch) and in memory (what the checks ask), counting what it is given.
 type revocations struct {
 	set   *revocation.Set
+	store store.RevocationStore
+	log   *slog.Logger
 	added *prometheus.CounterVec
+
+	mu   sync.Mutex
+	seen map[string]int64 // entry ids in the set → expiry (Unix ms)
 }
 
-func newRevocations(reg prometheus.Registerer) (*revocations, error) {
+func newRevocations(ctx context.Context, reg prometheus.Registerer, st store.RevocationStore, log *slog.Logger) (*revocations, error) {
 	r := &revocations{
-		set: revocation.New(revocation.Options{}),
+		set: revocation.New(revocation.Options{}), store: st, log: log, seen: map[string]int64{},
 		added: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ghbroker_revocations_total",
-			Help: "Revocations recorded, by source (logout, renewal, webhook, operator, cap).",
+			Help: "Revocations recorded by this replica, by source (logout, renewal, webhook, operator).",
 		}, []string{"source"}),
 	}
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -309,11 +320,55 @@ func newRevocations(reg prometheus.Registerer) (*revocations, error) {
 	if err := registerCollectors(reg, r.added, size); err != nil {
 		return nil, err
 	}
+	if err := r.reload(ctx); err != nil {
+		return nil, fmt.Errorf("revocations: %w", err)
+	}
 	return r, nil
 }
 
-// Add records e and counts it by source.
+// reload adds the stored entries the set does not have yet.
+func (r *revocations) reload(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	all, err := r.store.Revocations(rctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range all {
+		r.learn(e)
+	}
+	return nil
+}
+
+// learn puts a stored entry into the set once.
+func (r *revocations) learn(e store.Revocation) {
+	r.mu.Lock()
+	_, dup := r.seen[e.ID]
+	if !dup {
+		r.seen[e.ID] = e.Expires.UnixMilli()
+	}
+	r.mu.Unlock()
+	if dup || e.ID == "" {
+		return
+	}
+	_, _ = r.set.Add(revocation.Entry{Subject: e.Subject, Session: e.Session, All: e.All, Before: e.Before,
+		Expires: e.Expires.UnixMilli(), Source: e.Source})
+}
+
+// Add records e in the store and the set, and counts it by source.
 func (r *revocations) Add(e revocation.Entry) (uint64, error) {
+	rec := store.Revocation{ID: rand.Text(), Subject: e.Subject, Session: e.Session, All: e.All, Before: e.Before,
+		Source: e.Source, Expires: time.UnixMilli(e.Expires)}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.AddRevocation(ctx, rec); err != nil {
+		// Enforced here at once all the same; other replicas learn it when
+		// the store is back only if it is added again.
+		r.log.Error("storing a revocation failed: this replica enforces it, others may not", "source", e.Source, "err", err)
+	}
+	r.mu.Lock()
+	r.seen[rec.ID] = e.Expires
+	r.mu.Unlock()
 	seq, err := r.set.Add(e)
 	if err == nil {
 		switch e.Source {
@@ -329,16 +384,44 @@ func (r *revocations) Add(e revocation.Entry) (uint64, error) {
 // Revoked asks the set.
 func (r *revocations) Revoked(sub, sid string, iat int64) bool { return r.set.Revoked(sub, sid, iat) }
 
-// expireRevocations drops expired entries once a minute.
-func expireRevocations(ctx context.Context, s *revocation.Set) {
+// run follows the other replicas' entries (on a shared store) and drops
+// expired ones once a minute.
+func (r *revocations) run(ctx context.Context) {
+	var watch <-chan store.Revocation
+	if w, ok := r.store.(store.RevocationWatcher); ok {
+		watch = w.WatchRevocations(ctx)
+		if err := r.reload(ctx); err != nil { // what was added before the watch began
+			r.log.Warn("reading the revocations failed", "err", err)
+		}
+	}
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case e, ok := <-watch:
+			if !ok {
+				watch = nil
+				continue
+			}
+			if e.ID == "" { // the watch was re-established: entries may have been missed
+				if err := r.reload(ctx); err != nil {
+					r.log.Warn("reading the revocations failed", "err", err)
+				}
+				continue
+			}
+			r.learn(e)
 		case <-t.C:
-			s.Expire()
+			r.set.Expire()
+			now := time.Now().UnixMilli()
+			r.mu.Lock()
+			for id, exp := range r.seen {
+				if exp <= now {
+					delete(r.seen, id)
+				}
+			}
+			r.mu.Unlock()
 		}
 	}
 }

@@ -58,6 +58,8 @@ var (
 	bucketDevices  = []byte("device_codes")
 	// bucketDeliveries holds GitHub webhook delivery ids.
 	bucketDeliveries = []byte("webhook_deliveries")
+	// bucketRevocations holds the revocation set.
+	bucketRevocations = []byte("revocations")
 	// bucketUserCodes indexes device_codes by user code (see userCodeEntry).
 	bucketUserCodes = []byte("device_user_codes")
 
@@ -67,7 +69,7 @@ var (
 
 // expiringBuckets returns the buckets whose records expire.
 func expiringBuckets() [][]byte {
-	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies, bucketDevices, bucketUserCodes, bucketDeliveries}
+	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies, bucketDevices, bucketUserCodes, bucketDeliveries, bucketRevocations}
 }
 
 // Options configures Open.

@@ -286,18 +286,33 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 
 // ListSessions returns every live session.
 func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
+	return list[store.Session](ctx, s, bucketSessions)
+}
+
+// AddRevocation stores a revocation entry.
+func (s *Store) AddRevocation(ctx context.Context, r store.Revocation) error {
+	return create(ctx, s, bucketRevocations, r)
+}
+
+// Revocations returns every live revocation entry.
+func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	return list[store.Revocation](ctx, s, bucketRevocations)
+}
+
+// list returns every live record of bucket.
+func list[T any](ctx context.Context, s *Store, bucket []byte) ([]T, error) {
 	now := s.now()
-	var out []store.Session
-	err := s.view(ctx, "list sessions", func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error {
-			data, err := live(tx.Bucket(bucketSessions), string(k), now)
+	var out []T
+	err := s.view(ctx, "list "+string(bucket), func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
+			data, err := live(tx.Bucket(bucket), string(k), now)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
 			if err != nil {
 				return err
 			}
-			var v store.Session
+			var v T
 			if err := json.Unmarshal(data, &v); err != nil {
 				return err
 			}

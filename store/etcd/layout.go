@@ -33,6 +33,8 @@ const (
 	kindSecrets   = "secrets"
 	// kindDeliveries are GitHub webhook delivery ids, on their own leases.
 	kindDeliveries = "deliveries"
+	// kindRevocations is the revocation set, one entry a key on its lease.
+	kindRevocations = "revocations"
 )
 
 // recordVersion is the envelope version this package writes.
@@ -61,7 +63,7 @@ func (s *Store) ours(key string) bool {
 		return false
 	}
 	switch kind {
-	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets, kindDeliveries:
+	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets, kindDeliveries, kindRevocations:
 		return true
 	}
 	return false

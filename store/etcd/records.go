@@ -453,10 +453,15 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 
 // ListSessions returns every live session.
 func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
-	var out []store.Session
-	err := s.do(ctx, "list sessions", func(ctx context.Context) error {
+	return list[store.Session](ctx, s, kindSessions)
+}
+
+// list returns every live record of kind.
+func list[T any](ctx context.Context, s *Store, kind string) ([]T, error) {
+	var out []T
+	err := s.do(ctx, "list "+kind, func(ctx context.Context) error {
 		out = out[:0]
-		resp, err := s.cli.Get(ctx, s.prefix+kindSessions+"/", clientv3.WithPrefix())
+		resp, err := s.cli.Get(ctx, s.prefix+kind+"/", clientv3.WithPrefix())
 		if err != nil {
 			return err
 		}
@@ -469,6 +474,78 @@ func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
 		return nil
 	})
 	return out, err
+}
+
+// AddRevocation stores a revocation entry on a lease until it expires;
+// every replica's WatchRevocations sees it.
+func (s *Store) AddRevocation(ctx context.Context, r store.Revocation) error {
+	return s.create(ctx, kindRevocations, r)
+}
+
+// Revocations returns every live revocation entry.
+func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	return list[store.Revocation](ctx, s, kindRevocations)
+}
+
+// WatchRevocations sends each revocation entry added after the call, by
+// any process, until ctx ends or the store closes; a zero Revocation says
+// the watch was re-established and entries may have been missed.
+func (s *Store) WatchRevocations(ctx context.Context) <-chan store.Revocation {
+	ch := make(chan store.Revocation, 256)
+	s.wg.Go(func() {
+		defer close(ch)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-s.bg.Done():
+				cancel()
+			}
+		}()
+		send := func(r store.Revocation) bool {
+			select {
+			case ch <- r:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		wait := time.Second
+		for first := true; ctx.Err() == nil && !s.closed.Load(); first = false {
+			for resp := range s.cli.Watch(clientv3.WithRequireLeader(ctx), s.prefix+kindRevocations+"/", clientv3.WithPrefix(), clientv3.WithCreatedNotify()) {
+				if err := resp.Err(); err != nil {
+					s.log.Warn("etcd store: watch of the revocations interrupted; re-establishing it", "err", err)
+					break
+				}
+				if resp.Created {
+					wait = time.Second
+					if !first && !send(store.Revocation{}) {
+						return
+					}
+					continue
+				}
+				for _, ev := range resp.Events {
+					if ev.Type != clientv3.EventTypePut {
+						continue
+					}
+					var r store.Revocation
+					if _, err := decode(ev.Kv.Value, &r); err != nil {
+						continue
+					}
+					if !send(r) {
+						return
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 10*time.Second)
+		}
+	})
+	return ch
 }
 
 // FirstDelivery records a webhook delivery id and reports whether it was

@@ -54,6 +54,7 @@ const (
 	refreshFamily table = "refresh family"
 	deviceCodes   table = "device code"
 	deliveries    table = "delivery"
+	revocations   table = "revocation"
 	// userCodes indexes deviceCodes: its id is the user code, and its data
 	// the device code's id.
 	userCodes table = "user code"
@@ -81,7 +82,7 @@ func New(opts Options) *Store {
 		now:    now,
 		secret: map[string][]byte{},
 		tables: map[table]map[string]row{
-			sessions: {}, deliveries: {}, authCodes: {}, refreshFamily: {},
+			sessions: {}, deliveries: {}, revocations: {}, authCodes: {}, refreshFamily: {},
 			deviceCodes: {}, userCodes: {},
 		},
 	}
@@ -296,23 +297,38 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 
 // ListSessions returns every live session.
 func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
+	return list[store.Session](ctx, s, sessions)
+}
+
+// list returns every live record of table t.
+func list[T any](ctx context.Context, s *Store, t table) ([]T, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	var out []store.Session
-	for id := range s.tables[sessions] {
-		r, ok := s.live(sessions, id)
+	var out []T
+	for id := range s.tables[t] {
+		r, ok := s.live(t, id)
 		if !ok {
 			continue
 		}
-		var v store.Session
+		var v T
 		if err := json.Unmarshal(r.data, &v); err != nil {
-			return nil, fmt.Errorf("store/memory: list sessions: %w", err)
+			return nil, fmt.Errorf("store/memory: list %s: %w", t, err)
 		}
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// AddRevocation stores a revocation entry.
+func (s *Store) AddRevocation(ctx context.Context, r store.Revocation) error {
+	return create(ctx, s, revocations, r)
+}
+
+// Revocations returns every live revocation entry.
+func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	return list[store.Revocation](ctx, s, revocations)
 }
 
 // FirstDelivery records a webhook delivery id and reports whether it was

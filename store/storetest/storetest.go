@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 	}
 	t.Run("ListSessions", s.testListSessions)
 	t.Run("FirstDelivery", s.testFirstDelivery)
+	t.Run("Revocations", s.testRevocations)
 	t.Run("Races", s.testRaces)
 	t.Run("ExpiryObserved", s.testExpiryObserved)
 	t.Run("CanceledContext", s.testCanceledContext)

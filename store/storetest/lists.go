@@ -1,12 +1,16 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ghbroker/ghbroker/store"
 )
 
 // testListSessions: ListSessions returns every live session, and no
@@ -74,5 +78,40 @@ func (s *suite) testFirstDelivery(t *testing.T) {
 	}
 	if first, err := st.FirstDelivery(t.Context(), "another-id", start.Add(time.Hour)); err != nil || !first {
 		t.Errorf("another delivery: %v, %v", first, err)
+	}
+}
+
+// testRevocations: revocation entries are kept until they expire, and
+// every handle on the data sees them.
+func (s *suite) testRevocations(t *testing.T) {
+	st, clk := s.newStore(t)
+	ctx := t.Context()
+	for i, r := range []store.Revocation{
+		{ID: "r1", Subject: "583231", Before: 1_700_000_000_123, Source: "webhook", Expires: start.Add(time.Hour)},
+		{ID: "r2", Session: "sid-1", Source: "logout", Expires: start.Add(2 * time.Minute)},
+	} {
+		if err := st.AddRevocation(ctx, r); err != nil {
+			t.Fatalf("AddRevocation %d: %v", i, err)
+		}
+	}
+	if err := st.AddRevocation(ctx, store.Revocation{ID: "r1", Expires: start.Add(time.Hour)}); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("a second entry with r1's id: %v", err)
+	}
+	for _, h := range s.handles(t, st, clk) {
+		got, err := h.Revocations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(a, b store.Revocation) int { return strings.Compare(a.ID, b.ID) })
+		if len(got) != 2 || got[0].Subject != "583231" || got[0].Before != 1_700_000_000_123 || got[1].Session != "sid-1" {
+			t.Errorf("Revocations = %+v", got)
+		}
+	}
+	if s.leases {
+		return
+	}
+	clk.Advance(5 * time.Minute)
+	if got, err := st.Revocations(ctx); err != nil || len(got) != 1 || got[0].ID != "r1" {
+		t.Errorf("after r2 expired: %+v, %v", got, err)
 	}
 }
