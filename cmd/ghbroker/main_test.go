@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,12 +34,24 @@ func runCmd(t *testing.T, environ map[string]string, args ...string) (int, strin
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return fmt.Sprintf("127.0.0.1:%d", pickPort(t))
+}
+
+// pickPort returns a free loopback port below the kernel's ephemeral range
+// (32768 and up on Linux), so that the outgoing connections of other tests
+// cannot take it between the pick and the server's bind.
+func pickPort(t *testing.T) int {
+	t.Helper()
+	for range 200 {
+		p := 20000 + mathrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 // writeConfig writes a working config for a server on addr with its store
