@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,6 +30,7 @@ var hiddenCSRF = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
 // `ghbroker authz` replica following the feed.
 type revWorld struct {
 	issuer, serveCheck, replicaCheck string
+	serveConfig                      string
 	gh                               *githubfake.Server
 	hook                             *githubfake.Webhook
 	fx                               *githubfake.Fixture
@@ -75,6 +77,7 @@ session:
   allowed_redirect_domains: [.ghbroker.localhost]
 %s`, w.issuer, port, feed, w.serveCheck, filepath.Join(dir, "ghbroker.db"), w.fx.Apps[0].ClientID, w.fx.Apps[0].ClientSecret,
 		ghSrv.URL, ghSrv.URL, webhookSecret, policy)), 0o600)
+	w.serveConfig = serveCfg
 	broker := start(t, "ghbroker serving", "serve", "--config", serveCfg)
 
 	w.replicaCheck = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -217,4 +220,19 @@ func TestRevocationReachesEveryCheck(t *testing.T) {
 	}
 	resp.Body.Close()
 	t.Logf("sign-out → refused everywhere after %s", w.refusedWithin(t, copied, 2*time.Second))
+
+	// An operator's revoke, while serve runs (through its admin socket).
+	c = newClient(t)
+	c.signIn(t, w.issuer, "alice")
+	list, err := exec.Command(binary, "sessions", "list", "--config", w.serveConfig, "--user", "alice").CombinedOutput()
+	if err != nil || !strings.Contains(string(list), "alice") {
+		t.Fatalf("sessions list: %v\n%s", err, list)
+	}
+	revoke := time.Now()
+	out, err := exec.Command(binary, "sessions", "revoke", "--config", w.serveConfig, "--user", "alice").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "by the running server") {
+		t.Fatalf("sessions revoke: %v\n%s", err, out)
+	}
+	w.refusedWithin(t, c, 2*time.Second)
+	t.Logf("sessions revoke → refused everywhere %s after the command started", time.Since(revoke))
 }

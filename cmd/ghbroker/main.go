@@ -67,6 +67,10 @@ commands:
                                sign a command line in (device flow) and print a token
   keys list --config FILE      show the signing keys
   keys rotate --config FILE    rotate the signing keys now
+  sessions list --config FILE [--user LOGIN]
+                               show the live sessions
+  sessions revoke --config FILE --user LOGIN | --session ID
+                               end sessions everywhere: every check refuses their tokens
   store copy --from FILE --to FILE [--force]
                                copy every live record from one store to another
                                (bbolt to etcd and back; stop a bbolt broker first)
@@ -119,6 +123,8 @@ func dispatch(ctx context.Context, e env, args []string) error {
 		return cmdToken(ctx, e, rest)
 	case "store":
 		return cmdStore(ctx, e, rest)
+	case "sessions":
+		return cmdSessions(ctx, e, rest)
 	case "version", "--version":
 		fmt.Fprintf(e.stdout, "ghbroker %s (commit %s, %s %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -103,6 +103,8 @@ type app struct {
 	feed *revocation.Publisher
 	// revocations is the set the checks consult.
 	revocations *revocations
+	// sessions answer the admin socket's sessions commands.
+	sessions *session.Manager
 	// ready is closed once every listener is bound (used by dev and tests).
 	ready chan struct{}
 	// addrs are the bound listener addresses, by config key.
@@ -229,7 +231,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		return nil, runtimeErr(err)
 	}
 	return &app{cfg: cfg, log: logger, store: st, keys: km, broker: b, reg: reg, checks: ch, backchannel: backchannel,
-		webhooks: hooks, feed: &revocation.Publisher{Issuer: cfg.Issuer, Set: revs.set, Signer: km, Logger: logger}, revocations: revs,
+		webhooks: hooks, feed: &revocation.Publisher{Issuer: cfg.Issuer, Set: revs.set, Signer: km, Logger: logger}, revocations: revs, sessions: sessions,
 		ready: make(chan struct{}), addrs: map[string]string{}}, nil
 }
 
@@ -251,7 +253,7 @@ func (a *app) run(ctx context.Context) error {
 			return runtimeErr(err)
 		}
 		defer os.Remove(sock)
-		ls = append(ls, &listener{name: "admin socket", addr: sock, http: newHTTPServer(&admin.Handler{Keys: a.keys, Logger: a.log}), netLn: adminL})
+		ls = append(ls, &listener{name: "admin socket", addr: sock, http: newHTTPServer(&admin.Handler{Keys: a.keys, Sessions: a.sessions, Logger: a.log}), netLn: adminL})
 		wg.Go(func() { b.RunSweeper(ctx, time.Minute) })
 	}
 	ls = append(ls, a.checks.listeners(a.cfg)...)

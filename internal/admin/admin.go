@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,14 +32,27 @@ type KeyRotator interface {
 	Keys() store.Keys
 }
 
-// Handler serves the admin API.
-type Handler struct {
-	Keys   KeyRotator
-	Logger *slog.Logger
+// SessionAdmin is what the admin API needs from the sessions
+// (*session.Manager).
+type SessionAdmin interface {
+	Sessions(ctx context.Context, login string) ([]store.Session, error)
+	Revoke(ctx context.Context, login, id string) (int, error)
 }
 
-// ServeHTTP serves GET /v1/keys and POST /v1/keys/rotate.
+// Handler serves the admin API.
+type Handler struct {
+	Keys     KeyRotator
+	Sessions SessionAdmin
+	Logger   *slog.Logger
+}
+
+// ServeHTTP serves GET /v1/keys, POST /v1/keys/rotate, GET
+// /v1/sessions?user= and POST /v1/sessions/revoke?user=|session=.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/sessions") && h.Sessions != nil {
+		h.serveSessions(w, r)
+		return
+	}
 	switch {
 	case r.URL.Path == "/v1/keys" && r.Method == http.MethodGet:
 	case r.URL.Path == "/v1/keys/rotate" && r.Method == http.MethodPost:
@@ -54,6 +69,80 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(Public(h.Keys.Keys()))
+}
+
+func (h *Handler) serveSessions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var out SessionList
+	switch {
+	case r.URL.Path == "/v1/sessions" && r.Method == http.MethodGet:
+		ss, err := h.Sessions.Sessions(r.Context(), q.Get("user"))
+		if err != nil {
+			http.Error(w, "listing sessions failed: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		out.Sessions = PublicSessions(ss)
+	case r.URL.Path == "/v1/sessions/revoke" && r.Method == http.MethodPost:
+		n, err := h.Sessions.Revoke(r.Context(), q.Get("user"), q.Get("session"))
+		if err != nil {
+			http.Error(w, "revoking failed: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		out.Revoked = n
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// SessionInfo describes a session without its secrets.
+type SessionInfo struct {
+	ID       string    `json:"id"`
+	Login    string    `json:"login"`
+	Subject  string    `json:"sub"`
+	AuthTime time.Time `json:"auth_time"`
+	Renewed  time.Time `json:"renewed"`
+	Expires  time.Time `json:"expires"`
+	Groups   []string  `json:"groups,omitempty"`
+}
+
+// SessionList is the answer of the sessions endpoints.
+type SessionList struct {
+	Sessions []SessionInfo `json:"sessions,omitempty"`
+	Revoked  int           `json:"revoked,omitempty"`
+}
+
+// PublicSessions describes ss without their secrets or GitHub tokens.
+func PublicSessions(ss []store.Session) []SessionInfo {
+	out := make([]SessionInfo, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, SessionInfo{ID: s.ID, Login: s.Login, Subject: s.Subject, AuthTime: s.AuthTime, Renewed: s.Renewed, Expires: s.Expires, Groups: s.Groups})
+	}
+	return out
+}
+
+// Sessions lists the running server's sessions of login ("" for all).
+func (c *Client) Sessions(ctx context.Context, login string) ([]SessionInfo, error) {
+	var out SessionList
+	err := c.call(ctx, http.MethodGet, "/v1/sessions?"+url.Values{"user": {login}}.Encode(), &out)
+	return out.Sessions, err
+}
+
+// Revoke asks the running server to revoke the sessions of login, or the
+// session id.
+func (c *Client) Revoke(ctx context.Context, login, id string) (int, error) {
+	var out SessionList
+	q := url.Values{}
+	if login != "" {
+		q.Set("user", login)
+	}
+	if id != "" {
+		q.Set("session", id)
+	}
+	err := c.call(ctx, http.MethodPost, "/v1/sessions/revoke?"+q.Encode(), &out)
+	return out.Revoked, err
 }
 
 // Listen opens the admin socket at path with mode 0600, replacing a stale
@@ -111,26 +200,32 @@ func (c *Client) Rotate(ctx context.Context) (KeySet, error) {
 
 func (c *Client) do(ctx context.Context, method, path string) (KeySet, error) {
 	var ks KeySet
+	err := c.call(ctx, method, path, &ks)
+	return ks, err
+}
+
+// call sends one request and decodes its JSON answer into out.
+func (c *Client) call(ctx context.Context, method, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, nil)
 	if err != nil {
-		return ks, err
+		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return ks, fmt.Errorf("admin: %s: %w", path, err)
+		return fmt.Errorf("admin: %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return ks, fmt.Errorf("admin: %s: %w", path, err)
+		return fmt.Errorf("admin: %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return ks, fmt.Errorf("admin: %s: server answered %s: %s", path, resp.Status, body)
+		return fmt.Errorf("admin: %s: server answered %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
 	}
-	if err := json.Unmarshal(body, &ks); err != nil {
-		return ks, fmt.Errorf("admin: %s: %w", path, err)
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("admin: %s: %w", path, err)
 	}
-	return ks, nil
+	return nil
 }
 
 // KeyInfo describes one key without its private part.
