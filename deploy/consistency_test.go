@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -75,12 +76,16 @@ func configPorts(t *testing.T, cfg *config.Config) map[string]int32 {
 	if cfg.Authz.Listen == "" || cfg.Authz.GRPCListen == "" || cfg.Metrics.Listen == "" {
 		t.Fatal("the example config must set authz.listen, authz.grpc_listen and metrics.listen")
 	}
-	return map[string]int32{
+	ports := map[string]int32{
 		"http":    portOf(t, cfg.Listen),
 		"authz":   portOf(t, cfg.Authz.Listen),
 		"grpc":    portOf(t, cfg.Authz.GRPCListen),
 		"metrics": portOf(t, cfg.Metrics.Listen),
 	}
+	if cfg.Revocations.Listen != "" {
+		ports["revocations"] = portOf(t, cfg.Revocations.Listen)
+	}
+	return ports
 }
 
 // ghbrokerContainer returns the pod template's ghbroker container and its
@@ -295,8 +300,14 @@ func TestDeploymentsAgreeWithTheConfig(t *testing.T) {
 					t.Errorf("%s: port %s is not TCP", where, p.Name)
 				}
 			}
-			if fmt.Sprint(got) != fmt.Sprint(ports) {
-				t.Errorf("%s: container ports %v, but the config listens on %v", where, got, ports)
+			want := ports
+			if cmd != "serve" {
+				// revocations.listen is the broker's: a replica follows it.
+				want = maps.Clone(ports)
+				delete(want, "revocations")
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: container ports %v, but the config listens on %v", where, got, want)
 			}
 
 			// Probes on the main listener.
