@@ -160,6 +160,7 @@ session:
 clients:
   - id: rp
     secret: %s
+    gateway_access: true # its access tokens are checked at /authz below
     redirect_uris: [http://rp.localhost/cb]
     scopes: [openid, profile, email, groups, offline_access]
 policy:
