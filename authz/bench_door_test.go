@@ -14,6 +14,7 @@ import (
 	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/revocation"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
 
@@ -29,6 +30,22 @@ func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 // valid session cookie: request parsing, cookie, verification cache,
 // policy, identity headers.
 func BenchmarkHTTPCheckCookie(b *testing.B) {
+	b.Run("no revocations", func(b *testing.B) { benchCookie(b, nil) })
+	// The revocation lookup with 100,000 live entries (half subjects,
+	// half sessions) that do not match: the cost every check pays.
+	set := revocation.New(revocation.Options{})
+	exp := revocation.Millis(time.Now().Add(time.Hour))
+	for i := range 100_000 {
+		if i%2 == 0 {
+			set.Add(revocation.Entry{Subject: strconv.Itoa(1_000_000 + i), Before: exp, Expires: exp})
+		} else {
+			set.Add(revocation.Entry{Session: "s" + strconv.Itoa(i), Expires: exp})
+		}
+	}
+	b.Run("100k revocations", func(b *testing.B) { benchCookie(b, set) })
+}
+
+func benchCookie(b *testing.B, rev authz.Revocations) {
 	const iss = "https://auth.example.com"
 	ctx := context.Background()
 	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{})
@@ -38,7 +55,11 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km})
 	p, _ := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
 		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}}}})
-	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p})
+	opts := authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p}
+	if rev != nil {
+		opts.Revocations = rev
+	}
+	h, err := authz.NewHTTPHandler(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
