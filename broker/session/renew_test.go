@@ -328,3 +328,52 @@ func TestRevocationSources(t *testing.T) {
 		t.Errorf("after sign-out: current %v, %d revocations", current(renewed), set.Len())
 	}
 }
+
+// TestRecheck: without webhooks, the background recheck re-reads GitHub
+// for sessions older than the period: a team change refuses the tokens
+// minted before it, and a person who left every allowed org loses the
+// session; a session read recently is left alone.
+func TestRecheck(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	set := revocation.New(revocation.Options{Now: f.clock.Now})
+	km, err := keys.NewManager(ctx, f.store, keys.Options{Algorithm: keys.ES256, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m, err = session.New(ctx, session.Config{
+		Issuer: issuer, Signer: km, Verifier: f.verifier, Store: f.store, GitHub: f.client,
+		AllowedOrgs: []string{"acme"}, Revocations: set, Now: f.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := f.start(t)
+	if n, err := f.m.Recheck(ctx, time.Minute, 0); err != nil || n != 0 {
+		t.Fatalf("a fresh session was rechecked: %d, %v", n, err)
+	}
+	fx := githubfake.DefaultFixture()
+	for i := range fx.Orgs {
+		for j := range fx.Orgs[i].Teams {
+			tm := &fx.Orgs[i].Teams[j]
+			tm.Members = slices.DeleteFunc(tm.Members, func(m string) bool { return m == "alice" })
+		}
+	}
+	f.gh.SetFixture(fx)
+	f.clock.Advance(2 * time.Minute)
+	if n, err := f.m.Recheck(ctx, time.Minute, 0); err != nil || n != 1 {
+		t.Fatalf("after a team change: %d changed, %v", n, err)
+	}
+	if !set.Revoked(st.Session.Subject, st.Session.ID, revocation.Millis(f.clock.Now())-1) {
+		t.Error("the team change did not revoke the tokens minted before it")
+	}
+	fx.RemoveMember("acme", "alice")
+	f.gh.SetFixture(fx)
+	f.clock.Advance(2 * time.Minute)
+	if n, err := f.m.Recheck(ctx, time.Minute, 0); err != nil || n != 1 {
+		t.Fatalf("after leaving the org: %d changed, %v", n, err)
+	}
+	if _, err := f.store.GetSession(ctx, st.Session.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the session of someone in no allowed org survived the recheck: %v", err)
+	}
+}

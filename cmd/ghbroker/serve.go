@@ -266,6 +266,7 @@ func (a *app) run(ctx context.Context) error {
 	if a.webhooks != nil {
 		wg.Go(func() { a.webhooks.Run(ctx) })
 	}
+	wg.Go(func() { a.sessions.RunRecheck(ctx, a.cfg.Session.RecheckEvery.D()) })
 	wg.Go(func() { a.revocations.run(ctx) })
 	wg.Go(func() { a.backchannel.Run(ctx) })
 	err := serveAll(ctx, a.log, a.cfg.Listeners, ls, func() {
@@ -374,7 +375,7 @@ func (r *revocations) Add(e revocation.Entry) (uint64, error) {
 	seq, err := r.set.Add(e)
 	if err == nil {
 		switch e.Source {
-		case "logout", "renewal", "webhook", "operator":
+		case "logout", "renewal", "webhook", "operator", "recheck":
 			r.added.WithLabelValues(e.Source).Inc()
 		default:
 			r.added.WithLabelValues("other").Inc()

@@ -279,6 +279,11 @@ type Session struct {
 	// browser: ".example.com" for the domain and its subdomains, or an
 	// exact host.
 	AllowedRedirectDomains []string `yaml:"allowed_redirect_domains"`
+	// RecheckEvery is how often the memberships of live sessions are
+	// re-read from GitHub in the background (tokens of a person whose
+	// groups changed are revoked): what bounds staleness where no webhook
+	// can be installed. Default 15m, at least 10s.
+	RecheckEvery Duration `yaml:"recheck_every"`
 	// HSTSMaxAge is the Strict-Transport-Security max-age the broker sends
 	// on an https issuer. Default 8760h (a year); 0s sends none.
 	HSTSMaxAge *Duration `yaml:"hsts_max_age"`

@@ -77,6 +77,7 @@ func applyDefaults(c *Config) {
 	set(&c.Session.CookieName, DefaultCookieName)
 	setD(&c.Session.TTL, DefaultSessionTTL)
 	setD(&c.Session.MaxAge, DefaultMaxAge)
+	setD(&c.Session.RecheckEvery, 15*time.Minute)
 	if c.Session.HSTSMaxAge == nil {
 		d := Duration(DefaultHSTSMaxAge)
 		c.Session.HSTSMaxAge = &d

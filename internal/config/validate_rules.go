@@ -54,6 +54,9 @@ func (v *validator) session(c *Config) {
 			v.fail("session.cookie_domain", "session.cookie_domain %q does not cover the issuer's host %s, so the browser would never send the session cookie back to the broker", s.CookieDomain, host)
 		}
 	}
+	if s.RecheckEvery.D() < 10*time.Second {
+		v.fail("session.recheck_every", "session.recheck_every must be at least 10s, not %s", s.RecheckEvery.D())
+	}
 	if s.HSTSMaxAge.D() < 0 {
 		v.fail("session.hsts_max_age", "session.hsts_max_age must not be negative (0s sends no Strict-Transport-Security)")
 	}
