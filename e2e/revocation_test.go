@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -17,10 +18,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
 	"github.com/ghbroker/ghbroker/internal/githubfake"
 )
 
-const webhookSecret = "e2e-webhook-secret"
+const (
+	webhookSecret = "e2e-webhook-secret"
+	rpSecret      = "e2e-rp-secret-0123456789abcdef0123456789"
+)
 
 // hiddenCSRF finds a form's CSRF token.
 var hiddenCSRF = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
@@ -36,7 +43,7 @@ type revWorld struct {
 	fx                               *githubfake.Fixture
 }
 
-func startRevWorld(t *testing.T, replicaMode string) (*revWorld, *proc) {
+func startRevWorld(t *testing.T, replicaMode, backchannel string) (*revWorld, *proc) {
 	t.Helper()
 	port := freePort(t)
 	w := &revWorld{issuer: fmt.Sprintf("http://ghbroker.localhost:%d", port)}
@@ -75,8 +82,13 @@ github:
 session:
   cookie_domain: .ghbroker.localhost
   allowed_redirect_domains: [.ghbroker.localhost]
+clients:
+  - id: rp
+    secret: %s
+    redirect_uris: [http://localhost:3000/cb]
+    backchannel_logout_uri: %s
 %s`, w.issuer, port, feed, w.serveCheck, filepath.Join(dir, "ghbroker.db"), w.fx.Apps[0].ClientID, w.fx.Apps[0].ClientSecret,
-		ghSrv.URL, ghSrv.URL, webhookSecret, policy)), 0o600)
+		ghSrv.URL, ghSrv.URL, webhookSecret, rpSecret, backchannel, policy)), 0o600)
 	w.serveConfig = serveCfg
 	broker := start(t, "ghbroker serving", "serve", "--config", serveCfg)
 
@@ -164,7 +176,7 @@ func (w *revWorld) setTeam(t *testing.T, in bool) {
 // within 2 s, over several trials, and a browser refused after a team
 // change is renewed silently (no GitHub sign-in) without the team.
 func TestRevocationReachesEveryCheck(t *testing.T) {
-	w, _ := startRevWorld(t, "best_effort")
+	w, _ := startRevWorld(t, "best_effort", "http://127.0.0.1:9/unused")
 	ctx := context.Background()
 	var took []time.Duration
 	for trial := range 5 {
@@ -235,4 +247,99 @@ func TestRevocationReachesEveryCheck(t *testing.T) {
 	}
 	w.refusedWithin(t, c, 2*time.Second)
 	t.Logf("sessions revoke → refused everywhere %s after the command started", time.Since(revoke))
+}
+
+// TestReplicaModesWhileTheBrokerIsDown: with the broker stopped, a
+// best_effort replica keeps deciding with the last set it received (a
+// revoked token stays refused, a good one stays allowed); a strict one
+// refuses session tokens once its set is older than max_stale.
+func TestReplicaModesWhileTheBrokerIsDown(t *testing.T) {
+	for _, mode := range []string{"best_effort", "strict"} {
+		t.Run(mode, func(t *testing.T) {
+			w, broker := startRevWorld(t, mode, "http://127.0.0.1:9/unused")
+			good, revoked := newClient(t), newClient(t)
+			good.signIn(t, w.issuer, "alice")
+			revoked.signIn(t, w.issuer, "alice")
+			_, body := revoked.get(t, w.issuer+"/logout")
+			m := hiddenCSRF.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatalf("no sign-out confirmation:\n%s", body)
+			}
+			copied := newClient(t)
+			copied.http.Jar.SetCookies(mustURL(w.issuer+"/"), revoked.http.Jar.Cookies(mustURL(w.issuer+"/")))
+			req, _ := http.NewRequest(http.MethodPost, w.issuer+"/logout", strings.NewReader(url.Values{"csrf": {m[1]}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if resp, err := revoked.http.Do(req); err != nil {
+				t.Fatal(err)
+			} else {
+				resp.Body.Close()
+			}
+			w.refusedWithin(t, copied, 2*time.Second)
+
+			_ = broker.cmd.Process.Kill()
+			_ = broker.cmd.Wait()
+			time.Sleep(2500 * time.Millisecond) // past max_stale (2s)
+			goodStatus, revokedStatus := w.check(t, w.replicaCheck, good), w.check(t, w.replicaCheck, copied)
+			switch mode {
+			case "best_effort":
+				if goodStatus != http.StatusOK || revokedStatus == http.StatusOK {
+					t.Errorf("best_effort with the broker down: good %d, revoked %d", goodStatus, revokedStatus)
+				}
+			case "strict":
+				if goodStatus == http.StatusOK || revokedStatus == http.StatusOK {
+					t.Errorf("strict with a stale set: good %d, revoked %d; want both refused", goodStatus, revokedStatus)
+				}
+			}
+		})
+	}
+}
+
+// TestBackchannelLogoutEndToEnd: a relying party with a
+// backchannel_logout_uri receives a logout token when its user signs out,
+// and verifies it against the broker's JWKS with go-oidc.
+func TestBackchannelLogoutEndToEnd(t *testing.T) {
+	got := make(chan map[string]any, 4)
+	var issuer string
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := oidc.ClientContext(r.Context(), loopbackClient())
+		raw, err := oidc.NewRemoteKeySet(ctx, issuer+"/keys").VerifySignature(ctx, r.PostFormValue("logout_token"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var c map[string]any
+		_ = json.Unmarshal(raw, &c)
+		got <- c
+	}))
+	defer rp.Close()
+	w, _ := startRevWorld(t, "best_effort", rp.URL+"/backchannel")
+	issuer = w.issuer
+	b := newClient(t)
+	b.signIn(t, w.issuer, "alice")
+	codeFlowRP(t, oauth2.Config{
+		ClientID: "rp", ClientSecret: rpSecret, RedirectURL: "http://localhost:3000/cb",
+		Endpoint: oauth2.Endpoint{AuthURL: w.issuer + "/authorize", TokenURL: w.issuer + "/token"},
+		Scopes:   []string{"openid"},
+	}, b)
+	_, body := b.get(t, w.issuer+"/logout")
+	m := hiddenCSRF.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no sign-out confirmation:\n%s", body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, w.issuer+"/logout", strings.NewReader(url.Values{"csrf": {m[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case c := <-got:
+		events, _ := c["events"].(map[string]any)
+		if _, ok := events["http://schemas.openid.net/event/backchannel-logout"]; !ok || c["iss"] != w.issuer || c["sid"] == nil || c["sub"] == nil || c["nonce"] != nil {
+			t.Errorf("logout token %v", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no logout token within 10 s")
+	}
 }

@@ -314,15 +314,19 @@ type soakRP struct {
 // signed-in browser and keeps its tokens.
 func newSoakRP(t *testing.T, issuer string, b *client) *soakRP {
 	t.Helper()
-	rp := &soakRP{
-		conf: oauth2.Config{
-			ClientID: "grafana", ClientSecret: "grafana-dev-secret-not-for-production",
-			RedirectURL: "http://localhost:3000/login/generic_oauth",
-			Endpoint:    oauth2.Endpoint{AuthURL: issuer + "/authorize", TokenURL: issuer + "/token"},
-			Scopes:      []string{"openid", "profile", "groups", "offline_access"},
-		},
-		ctx: context.WithValue(context.Background(), oauth2.HTTPClient, loopbackClient()),
-	}
+	return codeFlowRP(t, oauth2.Config{
+		ClientID: "grafana", ClientSecret: "grafana-dev-secret-not-for-production",
+		RedirectURL: "http://localhost:3000/login/generic_oauth",
+		Endpoint:    oauth2.Endpoint{AuthURL: issuer + "/authorize", TokenURL: issuer + "/token"},
+		Scopes:      []string{"openid", "profile", "groups", "offline_access"},
+	}, b)
+}
+
+// codeFlowRP runs the code flow for conf with a signed-in browser and
+// keeps the tokens.
+func codeFlowRP(t *testing.T, conf oauth2.Config, b *client) *soakRP {
+	t.Helper()
+	rp := &soakRP{conf: conf, ctx: context.WithValue(context.Background(), oauth2.HTTPClient, loopbackClient())}
 	verifier := oauth2.GenerateVerifier()
 	u := rp.conf.AuthCodeURL("soak", oauth2.S256ChallengeOption(verifier))
 	var code string
