@@ -43,9 +43,10 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 		}
 	}
 	b.Run("100k revocations", func(b *testing.B) { benchCookie(b, set) })
+	b.Run("forward_token off", func(b *testing.B) { benchCookie(b, nil, true) })
 }
 
-func benchCookie(b *testing.B, rev authz.Revocations) {
+func benchCookie(b *testing.B, rev authz.Revocations, omitToken ...bool) {
 	const iss = "https://auth.example.com"
 	ctx := context.Background()
 	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{})
@@ -55,7 +56,7 @@ func benchCookie(b *testing.B, rev authz.Revocations) {
 	v, _ := verify.New(verify.Options{Issuer: iss, Keys: km})
 	p, _ := authz.CompilePolicy(authz.PolicyConfig{Default: "deny", Rules: []authz.RuleConfig{
 		{Hosts: []string{"app.example.com"}, Allow: authz.AllowConfig{Groups: []string{"acme/sre"}}}}})
-	opts := authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p}
+	opts := authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p, OmitToken: len(omitToken) > 0 && omitToken[0]}
 	if rev != nil {
 		opts.Revocations = rev
 	}

@@ -55,9 +55,15 @@ var removeLists = func() (out [16][]string) {
 // newAllowHeaders builds the headers for c. authorization, when the token
 // came in the request's own Authorization header, is that header's value,
 // reused as is; otherwise it is built from token.
-func newAllowHeaders(c *claims.Claims, token string, authorization []string) *allowHeaders {
+//
+// With forward unset (authz.forward_token: false) no Authorization is
+// written: the request's own, if any, goes on as it came.
+func newAllowHeaders(c *claims.Claims, token string, authorization []string, forward bool) *allowHeaders {
 	id := identityOf(c)
-	if authorization == nil {
+	switch {
+	case !forward:
+		authorization = nil
+	case authorization == nil:
 		authorization = []string{"Bearer " + token}
 	}
 	a := &allowHeaders{claims: c, token: token, authorization: authorization}
@@ -87,7 +93,9 @@ func (a *allowHeaders) set(hdr http.Header, withRemove bool) {
 			hdr[kv.k] = kv.v
 		}
 	}
-	hdr[keyAuthorization] = a.authorization
+	if a.authorization != nil {
+		hdr[keyAuthorization] = a.authorization
+	}
 	if withRemove && a.remove != nil {
 		hdr[keyRemove] = a.remove
 	}
@@ -98,22 +106,23 @@ func (a *allowHeaders) set(hdr http.Header, withRemove bool) {
 // verifier's cache): repeated checks of one token build their headers once.
 // It never grows; a collision just rebuilds.
 type headerMemo struct {
-	seed  maphash.Seed
-	slots [1024]atomic.Pointer[allowHeaders]
+	seed    maphash.Seed
+	slots   [1024]atomic.Pointer[allowHeaders]
+	noToken bool // authz.forward_token: false
 }
 
 func newHeaderMemo() *headerMemo { return &headerMemo{seed: maphash.MakeSeed()} }
 
 func (m *headerMemo) get(c *claims.Claims, token string, authorization []string) *allowHeaders {
 	if m == nil {
-		return newAllowHeaders(c, token, authorization)
+		return newAllowHeaders(c, token, authorization, true)
 	}
 	p := uintptr(unsafe.Pointer(c))
 	slot := &m.slots[maphash.Comparable(m.seed, p)%uint64(len(m.slots))]
 	if a := slot.Load(); a != nil && a.claims == c && a.token == token {
 		return a
 	}
-	a := newAllowHeaders(c, token, authorization)
+	a := newAllowHeaders(c, token, authorization, !m.noToken)
 	slot.Store(a)
 	return a
 }

@@ -77,6 +77,10 @@ type HTTPOptions struct {
 	// Revocations, when set, refuses withdrawn tokens (sign-out, webhooks,
 	// operators) in memory. Nil enforces none.
 	Revocations Revocations
+	// OmitToken leaves the verified token out of the allowed request
+	// (authz.forward_token: false), for upstreams that never verify it:
+	// about 800 bytes less per request.
+	OmitToken bool
 }
 
 // NewHTTPHandler returns the HTTP authorization check for Ambassador/Envoy
@@ -111,7 +115,9 @@ func NewHTTPHandler(opts HTTPOptions) (http.Handler, error) {
 		return nil, fmt.Errorf("authz: unknown dialect %d", opts.Dialect)
 	}
 	c.revocations = opts.Revocations
-	return &httpHandler{c: c, prefix: opts.Prefix, dialect: opts.Dialect, memo: newHeaderMemo()}, nil
+	memo := newHeaderMemo()
+	memo.noToken = opts.OmitToken
+	return &httpHandler{c: c, prefix: opts.Prefix, dialect: opts.Dialect, memo: memo}, nil
 }
 
 // checker is the pipeline both front doors share: credential, decision,

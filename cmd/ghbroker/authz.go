@@ -85,6 +85,7 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 	httpOpts := authz.HTTPOptions{
 		Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName,
 		Prefix: checkPrefix, Metrics: m, Logger: logger, Revocations: rev,
+		OmitToken: cfg.Authz.ForwardToken != nil && !*cfg.Authz.ForwardToken,
 	}
 	c := &checks{}
 	if c.prefixed, err = authz.NewHTTPHandler(httpOpts); err != nil {
@@ -112,6 +113,7 @@ func newChecks(cfg *config.Config, v *verify.Verifier, keys keyAge, reg promethe
 		c.grpc, err = authz.NewGRPCServer(authz.GRPCOptions{
 			Issuer: cfg.Issuer, Verifier: v, Policy: policy, CookieName: cfg.Session.CookieName, Metrics: m, Logger: logger,
 			SessionRefresh: slide, ServerOptions: grpcLimits(cfg.Listeners), Revocations: rev,
+			OmitToken: httpOpts.OmitToken,
 		})
 		if err != nil {
 			return nil, runtimeErr(err)
