@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -90,5 +91,44 @@ func TestPromptLoginShowsGitHubsAccountPicker(t *testing.T) {
 	u, err := url.Parse(last)
 	if err != nil || !strings.HasPrefix(last, w.ghSrv.URL+"/login/oauth/authorize") || u.Query().Get("prompt") != "select_account" {
 		t.Fatalf("prompt=login went to %s", last)
+	}
+}
+
+// TestSignOutKeepsOfflineRefreshTokens: a plain sign-out ends the
+// session's refresh tokens except those granted with offline_access
+// (OpenID Back-Channel Logout §2.7): the offline one still refreshes, and
+// its new access token answers at /userinfo, while the old one does not.
+func TestSignOutKeepsOfflineRefreshTokens(t *testing.T) {
+	w := oidcWorld(t)
+	b := w.browser()
+	offline := w.rp("grafana", rpSecret, rpCallback(w), oauth2.AuthStyleInHeader)
+	tok, _, _ := offline.codeFlow(b)
+	w.clock.Advance(time.Millisecond) // the test clock stands still; the tokens come before the sign-out
+	_, body := b.get(w.issuer + "/logout")
+	if resp, _ := b.confirmLogout(body); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	userinfo := func(at string) int {
+		req, _ := http.NewRequest(http.MethodGet, w.issuer+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+at)
+		resp, err := w.browser().client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := userinfo(tok.AccessToken); got != http.StatusUnauthorized {
+		t.Errorf("/userinfo with an access token from before the sign-out: %d", got)
+	}
+	w.clock.Advance(time.Millisecond)
+	old := *tok
+	old.Expiry = time.Now().Add(-time.Minute)
+	fresh, err := offline.conf.TokenSource(offline.ctx, &old).Token()
+	if err != nil {
+		t.Fatalf("the offline_access refresh token stopped at sign-out: %v", err)
+	}
+	if got := userinfo(fresh.AccessToken); got != http.StatusOK {
+		t.Errorf("/userinfo with the refreshed access token: %d", got)
 	}
 }

@@ -14,6 +14,7 @@ package revocation
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"time"
 )
@@ -26,7 +27,9 @@ type Entry struct {
 	// Subject, when set, revokes that subject's tokens issued before
 	// Before.
 	Subject string `json:"sub,omitempty"`
-	// Session, when set, revokes every token of that broker session.
+	// Session, when set, revokes the tokens of that broker session: all
+	// of them, or with Before those issued before it (a sign-out whose
+	// offline_access refresh tokens go on).
 	Session string `json:"sid,omitempty"`
 	// All, when set, revokes every token issued before Before: the set
 	// collapses into it when it reaches its cap.
@@ -59,6 +62,7 @@ type Set struct {
 	subjects  map[string]int64 // subject → revoked before (ms)
 	subjExp   map[string]int64
 	sessions  map[string]int64 // session → expires (ms)
+	sessUntil map[string]int64 // session → its tokens issued before this are revoked (math.MaxInt64: all)
 	log       []Entry          // live entries by Seq, for the feed
 	collapsed uint64           // Seq of the last collapse: older cursors start over
 	changed   chan struct{}    // closed and replaced on every change
@@ -83,7 +87,7 @@ func New(o Options) *Set {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Set{cap: o.Cap, now: o.Now, subjects: map[string]int64{}, subjExp: map[string]int64{}, sessions: map[string]int64{},
+	return &Set{cap: o.Cap, now: o.Now, subjects: map[string]int64{}, subjExp: map[string]int64{}, sessions: map[string]int64{}, sessUntil: map[string]int64{},
 		changed: make(chan struct{})}
 }
 
@@ -103,7 +107,7 @@ func (s *Set) Revoked(sub, sid string, iat int64) bool {
 		return true
 	}
 	if sid != "" {
-		if _, ok := s.sessions[sid]; ok {
+		if until, ok := s.sessUntil[sid]; ok && iat < until {
 			return true
 		}
 	}
@@ -160,6 +164,11 @@ func (s *Set) applyLocked(e Entry) {
 	}
 	if e.Session != "" {
 		s.sessions[e.Session] = max(s.sessions[e.Session], e.Expires)
+		until := int64(math.MaxInt64)
+		if e.Before > 0 && e.Subject == "" {
+			until = e.Before
+		}
+		s.sessUntil[e.Session] = max(s.sessUntil[e.Session], until)
 	}
 }
 
@@ -174,6 +183,7 @@ func (s *Set) collapseLocked(seq uint64) {
 	clear(s.subjects)
 	clear(s.subjExp)
 	clear(s.sessions)
+	clear(s.sessUntil)
 	s.log = s.log[:0]
 	all := Entry{Seq: seq, All: true, Before: now, Expires: exp, Source: "cap"}
 	s.all, s.allExp = max(s.all, now), exp
@@ -209,6 +219,7 @@ func (s *Set) expireLocked(now int64) {
 	for sid, exp := range s.sessions {
 		if exp <= now {
 			delete(s.sessions, sid)
+			delete(s.sessUntil, sid)
 		}
 	}
 	if s.allExp <= now {
@@ -266,6 +277,7 @@ func (s *Set) Replace(entries []Entry, next uint64) {
 	clear(s.subjects)
 	clear(s.subjExp)
 	clear(s.sessions)
+	clear(s.sessUntil)
 	s.log = s.log[:0]
 	s.all, s.allExp, s.collapsed = 0, 0, 0
 	s.seq = next

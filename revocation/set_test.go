@@ -169,3 +169,20 @@ func BenchmarkRevoked(b *testing.B) {
 		}
 	}
 }
+
+// TestSessionEntryWithBefore: a sign-out revokes the session's tokens
+// issued before it; those minted after it (an offline_access refresh) are
+// good, unless a later entry revokes the whole session.
+func TestSessionEntryWithBefore(t *testing.T) {
+	c := testclock.New(t0)
+	s := newSet(c, 0)
+	at := Millis(t0)
+	s.Add(Entry{Session: "s1", Before: at, Expires: at + 3_600_000, Source: "logout"})
+	if !s.Revoked("1001", "s1", at-1) || s.Revoked("1001", "s1", at) {
+		t.Error("a sign-out does not split the session's tokens at its instant")
+	}
+	s.Add(Entry{Session: "s1", Expires: at + 3_600_000, Source: "operator"})
+	if !s.Revoked("1001", "s1", at+10_000) {
+		t.Error("an operator's revoke after the sign-out does not revoke everything")
+	}
+}

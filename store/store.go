@@ -102,6 +102,10 @@ type Session struct {
 	// RelyingParties are the OIDC clients that received tokens of this
 	// session: the ones told by back-channel logout when it ends.
 	RelyingParties []string `json:"rps,omitempty"`
+	// SignedOut, when set, is when the person signed out: the browser's
+	// session is over, and the record stays only for the refresh tokens
+	// granted with offline_access (OpenID Back-Channel Logout §2.7).
+	SignedOut time.Time `json:"signed_out,omitzero"`
 }
 
 // AuthRequest is a validated OIDC authorization request (OIDC Core

@@ -66,7 +66,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, err := p.verifier.Verify(tok, claims.KindAccess)
-	if err != nil || at.ClientID != c.ID || p.sessions.Revoked(at) || !p.sessions.Alive(r.Context(), at.SessionID) {
+	if err != nil || at.ClientID != c.ID || p.sessions.Revoked(at) || !p.tokenSessionAlive(r, at) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
@@ -85,4 +85,15 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 // newest refresh token.
 func currentToken(currentHash, sec string) bool {
 	return secret.Matches(currentHash, sec)
+}
+
+// tokenSessionAlive reports whether the session of an access token still
+// answers for it (a signed-out session does for tokens minted after the
+// sign-out by an offline_access refresh).
+func (p *Provider) tokenSessionAlive(r *http.Request, at *claims.Claims) bool {
+	if at.SessionID == "" {
+		return false
+	}
+	_, err := p.sessions.GetForToken(r.Context(), at)
+	return err == nil
 }

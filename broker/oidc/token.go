@@ -309,7 +309,9 @@ func (p *Provider) refresh(ctx context.Context, c *Client, form url.Values) (iss
 // renewal as /login's): a user who left every allowed org, or revoked the
 // app, ends the session and the family.
 func (p *Provider) refreshMemberships(ctx context.Context, fam store.RefreshFamily) (store.Session, error) {
-	sess, err := p.sessions.Get(ctx, fam.SessionID)
+	// A sign-out ends the session's refresh tokens except those granted
+	// with offline_access (OpenID Back-Channel Logout §2.7).
+	sess, err := p.sessions.GetForRefresh(ctx, fam.SessionID, slices.Contains(fam.Scopes, "offline_access"))
 	if errors.Is(err, store.ErrUnavailable) {
 		return sess, err
 	}

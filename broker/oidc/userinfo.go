@@ -30,7 +30,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	// The access token is stateless, but /userinfo has the store: a token
 	// of a session that was signed out no longer answers here.
-	sess, err := p.sessions.Get(r.Context(), c.SessionID)
+	sess, err := p.sessions.GetForToken(r.Context(), c)
 	switch {
 	case c.SessionID == "" || p.sessions.Revoked(c) || errors.Is(err, store.ErrNotFound):
 		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")

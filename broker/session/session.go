@@ -223,15 +223,68 @@ func (m *Manager) Renewable(ctx context.Context, r *http.Request) (store.Session
 		}
 		return store.Session{}, false
 	}
-	if !secret.Matches(sess.SecretHash, sec) {
+	if !sess.SignedOut.IsZero() || !secret.Matches(sess.SecretHash, sec) {
 		return store.Session{}, false
 	}
 	return sess, true
 }
 
-// Get returns a live server-side session.
+// Get returns a live server-side session; a signed-out one reads as
+// store.ErrNotFound.
 func (m *Manager) Get(ctx context.Context, id string) (store.Session, error) {
-	return m.store.GetSession(ctx, id)
+	s, err := m.store.GetSession(ctx, id)
+	if err == nil && !s.SignedOut.IsZero() {
+		return store.Session{}, fmt.Errorf("session: %s signed out: %w", id, store.ErrNotFound)
+	}
+	return s, err
+}
+
+// GetForRefresh returns the session behind a refresh family: a signed-out
+// session still serves a family granted with offline_access.
+func (m *Manager) GetForRefresh(ctx context.Context, id string, offline bool) (store.Session, error) {
+	if offline {
+		return m.store.GetSession(ctx, id)
+	}
+	return m.Get(ctx, id)
+}
+
+// GetForToken returns the session of a token (/userinfo): a signed-out
+// session answers only for tokens minted after the sign-out (offline
+// refresh).
+func (m *Manager) GetForToken(ctx context.Context, c *claims.Claims) (store.Session, error) {
+	s, err := m.store.GetSession(ctx, c.SessionID)
+	if err == nil && !s.SignedOut.IsZero() && c.IssuedAtMs() < s.SignedOut.UnixMilli() {
+		return store.Session{}, fmt.Errorf("session: %s signed out: %w", c.SessionID, store.ErrNotFound)
+	}
+	return s, err
+}
+
+// SignOut ends the browser's session id everywhere (a sign-out): its
+// tokens issued before now are refused, its renewal cookie stops working,
+// relying parties are told, and the refresh tokens granted without
+// offline_access end; the record stays, without its renewal secret, until
+// it expires, for the offline_access ones.
+func (m *Manager) SignOut(ctx context.Context, id string) {
+	now := m.now()
+	m.revoke(revocation.Entry{Session: id, Before: revocation.Millis(now), Source: "logout"})
+	var ended store.Session
+	err := m.store.UpdateSession(ctx, id, func(s store.Session) (store.Session, error) {
+		s.SecretHash = ""
+		if s.SignedOut.IsZero() {
+			s.SignedOut = now
+		}
+		ended = s
+		return s, nil
+	})
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			m.log.Warn("signing a session out failed", "err", err)
+		}
+		return
+	}
+	if m.ended != nil {
+		m.ended.SessionEnded(ended)
+	}
 }
 
 // Alive reports whether the server-side session id still exists.
@@ -239,7 +292,7 @@ func (m *Manager) Alive(ctx context.Context, id string) bool {
 	if id == "" {
 		return false
 	}
-	_, err := m.store.GetSession(ctx, id)
+	_, err := m.Get(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		m.log.Warn("reading session failed", "err", err)
 	}

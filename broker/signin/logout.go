@@ -69,10 +69,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if renewable {
-		h.sessions.End(ctx, sess.ID, "logout")
+		h.sessions.SignOut(ctx, sess.ID)
 	}
 	if c != nil && c.SessionID != "" && (!renewable || c.SessionID != sess.ID) {
-		h.sessions.End(ctx, c.SessionID, "logout")
+		h.sessions.SignOut(ctx, c.SessionID)
 	}
 	if sid != "" {
 		h.log.Info("signed out", "login", login, "request_id", page.RequestID(ctx))

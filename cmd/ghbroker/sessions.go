@@ -92,10 +92,14 @@ func cmdSessions(ctx context.Context, e env, args []string) error {
 
 func printSessions(w io.Writer, ss []admin.SessionInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SESSION\tLOGIN\tSUB\tSIGNED IN\tRENEWED\tEXPIRES\tGROUPS")
+	fmt.Fprintln(tw, "SESSION\tLOGIN\tSUB\tSIGNED IN\tRENEWED\tEXPIRES\tSTATE\tGROUPS")
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Login, s.Subject, s.AuthTime.UTC().Format(time.RFC3339),
-			s.Renewed.UTC().Format(time.RFC3339), s.Expires.UTC().Format(time.RFC3339), strings.Join(s.Groups, ","))
+		state := "active"
+		if !s.SignedOut.IsZero() {
+			state = "signed out (offline tokens only)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Login, s.Subject, s.AuthTime.UTC().Format(time.RFC3339),
+			s.Renewed.UTC().Format(time.RFC3339), s.Expires.UTC().Format(time.RFC3339), state, strings.Join(s.Groups, ","))
 	}
 	tw.Flush()
 }

@@ -106,6 +106,9 @@ type SessionInfo struct {
 	Renewed  time.Time `json:"renewed"`
 	Expires  time.Time `json:"expires"`
 	Groups   []string  `json:"groups,omitempty"`
+	// SignedOut is when the person signed out (the record stays for
+	// offline_access refresh tokens).
+	SignedOut time.Time `json:"signed_out,omitzero"`
 }
 
 // SessionList is the answer of the sessions endpoints.
@@ -118,7 +121,7 @@ type SessionList struct {
 func PublicSessions(ss []store.Session) []SessionInfo {
 	out := make([]SessionInfo, 0, len(ss))
 	for _, s := range ss {
-		out = append(out, SessionInfo{ID: s.ID, Login: s.Login, Subject: s.Subject, AuthTime: s.AuthTime, Renewed: s.Renewed, Expires: s.Expires, Groups: s.Groups})
+		out = append(out, SessionInfo{ID: s.ID, Login: s.Login, Subject: s.Subject, AuthTime: s.AuthTime, Renewed: s.Renewed, Expires: s.Expires, Groups: s.Groups, SignedOut: s.SignedOut})
 	}
 	return out
 }
