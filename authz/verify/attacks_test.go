@@ -27,8 +27,12 @@ func attackTokens(tb testing.TB, e *vtEnv) map[string]string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	x := base64.RawURLEncoding.EncodeToString(attacker.PublicKey.X.FillBytes(make([]byte, 32)))
-	y := base64.RawURLEncoding.EncodeToString(attacker.PublicKey.Y.FillBytes(make([]byte, 32)))
+	point, err := attacker.PublicKey.Bytes() // 0x04 | X | Y
+	if err != nil {
+		tb.Fatal(err)
+	}
+	x := base64.RawURLEncoding.EncodeToString(point[1:33])
+	y := base64.RawURLEncoding.EncodeToString(point[33:65])
 	jwk := map[string]any{"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid}
 	head := func(extra map[string]any) []byte {
 		h := map[string]any{"alg": "ES256", "kid": kid, "typ": typ}
