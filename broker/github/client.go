@@ -92,6 +92,7 @@ type Client struct {
 	userAgent string
 	log       *slog.Logger
 	now       func() time.Time
+	etags     *etagCache
 }
 
 // New validates cfg, fills its defaults and returns a Client.
@@ -121,6 +122,7 @@ func New(cfg Config) (*Client, error) {
 	}
 
 	c := &Client{
+		etags:     newETagCache(),
 		web:       web,
 		api:       api,
 		maxBody:   cfg.MaxBodyBytes,

@@ -37,12 +37,21 @@ func (c *Client) get(ctx context.Context, token, rawURL string) (*response, erro
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("X-GitHub-Api-Version", apiVersion)
 	req.Header.Set("User-Agent", c.userAgent)
+	key := etagKeyOf(token, rawURL)
+	cached := c.etags.get(key)
+	if cached != nil {
+		req.Header.Set("If-None-Match", cached.etag)
+	}
 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportError(ctx, path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified && cached != nil {
+		c.log.DebugContext(ctx, "github request", "path", path, "status", resp.StatusCode, "cached", true)
+		return &response{status: http.StatusOK, header: cached.header, body: cached.body, url: cached.url}, nil
+	}
 
 	// Read one byte past the bound to tell "exactly the limit" from
 	// "more"; never buffer the rest of an oversized body.
@@ -70,6 +79,9 @@ func (c *Client) get(ctx context.Context, token, rawURL string) (*response, erro
 	}
 	c.log.DebugContext(ctx, "github request", "path", path, "status", resp.StatusCode,
 		"ratelimit_remaining", resp.Header.Get("X-Ratelimit-Remaining"))
+	if resp.StatusCode == http.StatusOK {
+		c.etags.put(key, &etagEntry{etag: resp.Header.Get("ETag"), header: resp.Header.Clone(), body: body, url: resp.Request.URL})
+	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: body, url: resp.Request.URL}, nil
 }
 
