@@ -43,7 +43,11 @@ type revWorld struct {
 	fx                               *githubfake.Fixture
 }
 
-func startRevWorld(t *testing.T, replicaMode, backchannel string) (*revWorld, *proc) {
+func startRevWorld(t *testing.T, replicaMode, backchannel string, recheck ...string) (*revWorld, *proc) {
+	recheckEvery := "15m"
+	if len(recheck) > 0 {
+		recheckEvery = recheck[0]
+	}
 	t.Helper()
 	port := freePort(t)
 	w := &revWorld{issuer: fmt.Sprintf("http://ghbroker.localhost:%d", port)}
@@ -82,13 +86,14 @@ github:
 session:
   cookie_domain: .ghbroker.localhost
   allowed_redirect_domains: [.ghbroker.localhost]
+  recheck_every: %s
 clients:
   - id: rp
     secret: %s
     redirect_uris: [http://localhost:3000/cb]
     backchannel_logout_uri: %s
 %s`, w.issuer, port, feed, w.serveCheck, filepath.Join(dir, "ghbroker.db"), w.fx.Apps[0].ClientID, w.fx.Apps[0].ClientSecret,
-		ghSrv.URL, ghSrv.URL, webhookSecret, rpSecret, backchannel, policy)), 0o600)
+		ghSrv.URL, ghSrv.URL, webhookSecret, recheckEvery, rpSecret, backchannel, policy)), 0o600)
 	w.serveConfig = serveCfg
 	broker := start(t, "ghbroker serving", "serve", "--config", serveCfg)
 
@@ -342,4 +347,20 @@ func TestBackchannelLogoutEndToEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no logout token within 10 s")
 	}
+}
+
+// TestRecheckWithoutWebhooks: with no webhook, session.recheck_every
+// (here its minimum, 10 s) notices a team removal on GitHub and every
+// check refuses the old token within the period.
+func TestRecheckWithoutWebhooks(t *testing.T) {
+	w, _ := startRevWorld(t, "best_effort", "http://127.0.0.1:9/unused", "10s")
+	w.setTeam(t, true)
+	c := newClient(t)
+	c.signIn(t, w.issuer, "alice")
+	if s := w.check(t, w.replicaCheck, c); s != http.StatusOK {
+		t.Fatalf("signed in: replica %d", s)
+	}
+	w.setTeam(t, false) // on GitHub only: no webhook
+	took := w.refusedWithin(t, c, 25*time.Second)
+	t.Logf("team removal noticed by the recheck and refused everywhere after %s", took)
 }

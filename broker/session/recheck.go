@@ -52,10 +52,11 @@ func (m *Manager) Recheck(ctx context.Context, every, pace time.Duration) (int, 
 	return changed, errors.Join(errs...)
 }
 
-// RunRecheck calls Recheck every period until ctx ends, spreading each
-// pass's GitHub calls over the period.
+// RunRecheck calls Recheck twice a period until ctx ends, spreading each
+// pass's GitHub calls, so that no session goes unread for much more than
+// the period.
 func (m *Manager) RunRecheck(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+	t := time.NewTicker(every / 2)
 	defer t.Stop()
 	for {
 		select {
@@ -67,7 +68,7 @@ func (m *Manager) RunRecheck(ctx context.Context, every time.Duration) {
 		if l, err := m.store.ListSessions(ctx); err == nil && len(l) > 0 {
 			n = len(l)
 		}
-		pace := min(every/time.Duration(2*n), time.Second)
+		pace := min(every/time.Duration(4*n), time.Second)
 		if _, err := m.Recheck(ctx, every, pace); err != nil && ctx.Err() == nil {
 			m.log.Warn("re-reading memberships failed for some sessions", "err", err)
 		}
