@@ -30,6 +30,7 @@ import (
 	"github.com/ghbroker/ghbroker/authz/verify"
 	"github.com/ghbroker/ghbroker/claims"
 	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/revocation"
 	"github.com/ghbroker/ghbroker/store/memory"
 )
 
@@ -41,6 +42,7 @@ func main() {
 	out := flag.String("tokens", "", "directory to write session.txt and access-*.txt into (authz mode)")
 	distinct := flag.Int("distinct", 4000, "distinct access tokens to write for the cache-miss scenario")
 	cacheSize := flag.Int("cache", 0, "verifier cache size (0: default)")
+	revocations := flag.Int("revocations", 0, "live revocation entries the check consults (authz mode; none match the benchmark's tokens)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT/SIGTERM")
 	flag.Parse()
 	startProfile := func() {
@@ -74,7 +76,7 @@ func main() {
 			w.WriteHeader(http.StatusOK)
 		}))
 	case "authz":
-		h := check(*out, *distinct, *cacheSize)
+		h := check(*out, *distinct, *cacheSize, *revocations)
 		startProfile() // after the tokens are signed
 		serve(*addr, h)
 	default:
@@ -89,7 +91,7 @@ func serve(addr string, h http.Handler) {
 }
 
 // check builds the real authorization check and writes its credentials.
-func check(dir string, distinct, cacheSize int) http.Handler {
+func check(dir string, distinct, cacheSize, revocations int) http.Handler {
 	ctx := context.Background()
 	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{Algorithm: keys.RS256})
 	if err != nil {
@@ -105,7 +107,20 @@ func check(dir string, distinct, cacheSize int) http.Handler {
 	if err != nil {
 		log.Fatal(err)
 	}
-	h, err := authz.NewHTTPHandler(authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy})
+	opts := authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy}
+	if revocations > 0 {
+		set := revocation.New(revocation.Options{})
+		exp := revocation.Millis(time.Now().Add(24 * time.Hour))
+		for i := range revocations {
+			if i%2 == 0 {
+				set.Add(revocation.Entry{Subject: fmt.Sprint(1_000_000 + i), Before: exp, Expires: exp})
+			} else {
+				set.Add(revocation.Entry{Session: fmt.Sprint("s", i), Expires: exp})
+			}
+		}
+		opts.Revocations = set
+	}
+	h, err := authz.NewHTTPHandler(opts)
 	if err != nil {
 		log.Fatal(err)
 	}
