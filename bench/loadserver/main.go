@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -37,11 +38,12 @@ import (
 const issuer = "https://auth.example.com"
 
 func main() {
-	mode := flag.String("mode", "bare", "bare | floor (bare + one RS256 verification per request) | authz | rsa (print the cost of one RS256 verification and exit)")
+	mode := flag.String("mode", "bare", "bare | floor (bare + one RS256 verification per request) | samebytes (bare, answering with exactly the check's headers for the session cookie) | authz | rsa (print the cost of one RS256 verification and exit)")
 	addr := flag.String("addr", "127.0.0.1:18181", "listen address")
 	out := flag.String("tokens", "", "directory to write session.txt and access-*.txt into (authz mode)")
 	distinct := flag.Int("distinct", 4000, "distinct access tokens to write for the cache-miss scenario")
 	cacheSize := flag.Int("cache", 0, "verifier cache size (0: default)")
+	omitToken := flag.Bool("omit-token", false, "authz.forward_token: false (authz mode)")
 	revocations := flag.Int("revocations", 0, "live revocation entries the check consults (authz mode; none match the benchmark's tokens)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT/SIGTERM")
 	flag.Parse()
@@ -75,8 +77,18 @@ func main() {
 			verify()
 			w.WriteHeader(http.StatusOK)
 		}))
+	case "samebytes":
+		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false), *out)
+		startProfile()
+		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			for k, v := range hdr {
+				h[k] = v
+			}
+			w.WriteHeader(http.StatusOK)
+		}))
 	case "authz":
-		h := check(*out, *distinct, *cacheSize, *revocations)
+		h := check(*out, *distinct, *cacheSize, *revocations, *omitToken)
 		startProfile() // after the tokens are signed
 		serve(*addr, h)
 	default:
@@ -91,7 +103,26 @@ func serve(addr string, h http.Handler) {
 }
 
 // check builds the real authorization check and writes its credentials.
-func check(dir string, distinct, cacheSize, revocations int) http.Handler {
+// checkHeaders are the headers the check answers a cookie request with:
+// what the same-bytes baseline sends back.
+func checkHeaders(h http.Handler, dir string) http.Header {
+	raw, err := os.ReadFile(dir + "/session.txt")
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
+	r.Host = "app.example.com"
+	r.Header.Set("X-Forwarded-Proto", "https")
+	r.Header.Set("Cookie", "_ghbroker="+strings.TrimSpace(string(raw)))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK {
+		log.Fatalf("the check answered %d", rec.Code)
+	}
+	return rec.Header().Clone()
+}
+
+func check(dir string, distinct, cacheSize, revocations int, omitToken bool) http.Handler {
 	ctx := context.Background()
 	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{Algorithm: keys.RS256})
 	if err != nil {
@@ -107,7 +138,7 @@ func check(dir string, distinct, cacheSize, revocations int) http.Handler {
 	if err != nil {
 		log.Fatal(err)
 	}
-	opts := authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy}
+	opts := authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy, OmitToken: omitToken}
 	if revocations > 0 {
 		set := revocation.New(revocation.Options{})
 		exp := revocation.Millis(time.Now().Add(24 * time.Hour))
