@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ghbroker/ghbroker/revocation"
 	"io"
 	"log/slog"
 	"net/http"
@@ -166,5 +167,33 @@ func TestEtcdMutualTLS(t *testing.T) {
 		"    request_timeout: 1s\n    tls: {ca_file: "+clientTLS.CA+"}\n", 1)), 0o600)
 	if code, _, errs := runCmd(t, nil, "keys", "list", "--config", noCert); code != exitRuntime || !strings.Contains(errs, "did not answer") {
 		t.Errorf("without a client certificate: exit %d, %q", code, errs)
+	}
+}
+
+// TestEtcdReplicasShareRevocations: a revocation recorded by one broker
+// replica (a sign-out, a webhook) is refused by the other's checks within
+// seconds, through the store's watch; and `sessions revoke` against etcd
+// reaches both.
+func TestEtcdReplicasShareRevocations(t *testing.T) {
+	srv := etcdtest.Start(t)
+	prefix := srv.Prefix()
+	var cfgs []string
+	for range 2 {
+		cfgs = append(cfgs, writeEtcdConfig(t, t.TempDir(), freeAddr(t), srv.Endpoints(), prefix, ""))
+	}
+	apps := []*app{startAppFrom(t, cfgs[0]), startAppFrom(t, cfgs[1])}
+	before := time.Now().Add(time.Second).UnixMilli()
+	if _, err := apps[0].revocations.Add(revocation.Entry{Subject: "583231", Before: before, Expires: before + 3_600_000, Source: "webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !apps[1].revocations.Revoked("583231", "", before-1) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica never learned the revocation")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if apps[1].revocations.Revoked("583231", "", before) {
+		t.Error("a token minted at the revocation's instant is refused")
 	}
 }

@@ -169,7 +169,7 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 	if err != nil {
 		return nil, runtimeErr(err)
 	}
-	revs, err := newRevocations(ctx, reg, st, logger)
+	revs, err := newRevocations(ctx, reg, st.Store, logger) // the engine's own value: on etcd a store.RevocationWatcher
 	if err != nil {
 		return nil, runtimeErr(err)
 	}

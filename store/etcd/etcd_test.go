@@ -384,3 +384,42 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return -1
 }
+
+// TestWatchRevocations: a revocation one replica stores reaches another
+// replica's watch, whole.
+func TestWatchRevocations(t *testing.T) {
+	a := open(t, etcd.Options{})
+	defer a.Close()
+	b := open(t, etcd.Options{Prefix: a.Prefix()})
+	defer b.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch := b.WatchRevocations(ctx)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		// The watch may not be established yet: keep adding until one
+		// arrives.
+		r := store.Revocation{ID: fmt.Sprint("r", i), Subject: "583231", Before: 1_700_000_000_123, Source: "webhook", Expires: time.Now().Add(time.Hour)}
+		if err := a.AddRevocation(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-ch:
+			if got.ID == "" {
+				continue // the watch was (re-)established
+			}
+			if got.Subject != "583231" || got.Before != 1_700_000_000_123 || got.Source != "webhook" {
+				t.Errorf("watched %+v", got)
+			}
+			cancel()
+			for range ch {
+			}
+			return
+		case <-deadline:
+			t.Fatal("no revocation reached the other replica within 10s")
+		case <-tick.C:
+		}
+	}
+}
