@@ -66,6 +66,7 @@ type Set struct {
 	log       []Entry          // live entries by Seq, for the feed
 	collapsed uint64           // Seq of the last collapse: older cursors start over
 	changed   chan struct{}    // closed and replaced on every change
+	soonest   int64            // the earliest Expires in log (math.MaxInt64: none)
 }
 
 // Options configure a Set.
@@ -88,7 +89,7 @@ func New(o Options) *Set {
 		o.Now = time.Now
 	}
 	return &Set{cap: o.Cap, now: o.Now, subjects: map[string]int64{}, subjExp: map[string]int64{}, sessions: map[string]int64{}, sessUntil: map[string]int64{},
-		changed: make(chan struct{})}
+		changed: make(chan struct{}), soonest: math.MaxInt64}
 }
 
 // Millis is t in Unix milliseconds, the precision of revocations.
@@ -132,6 +133,7 @@ func (s *Set) Add(e Entry) (uint64, error) {
 	e.Seq = s.seq
 	s.applyLocked(e)
 	s.log = append(s.log, e)
+	s.soonest = min(s.soonest, e.Expires)
 	s.notifyLocked()
 	return e.Seq, nil
 }
@@ -188,6 +190,7 @@ func (s *Set) collapseLocked(seq uint64) {
 	all := Entry{Seq: seq, All: true, Before: now, Expires: exp, Source: "cap"}
 	s.all, s.allExp = max(s.all, now), exp
 	s.log = append(s.log, all)
+	s.soonest = all.Expires
 	s.collapsed = all.Seq
 }
 
@@ -199,8 +202,8 @@ func (s *Set) Expire() {
 }
 
 func (s *Set) expireLocked(now int64) {
-	if !anyExpired(s.log, now) {
-		return // revocations are rare: one pass per Add is cheap
+	if len(s.log) == 0 || now < s.soonest {
+		return // nothing has expired: no pass over the entries
 	}
 	kept := s.log[:0]
 	for _, e := range s.log {
@@ -210,6 +213,10 @@ func (s *Set) expireLocked(now int64) {
 	}
 	clear(s.log[len(kept):])
 	s.log = kept
+	s.soonest = math.MaxInt64
+	for _, e := range kept {
+		s.soonest = min(s.soonest, e.Expires)
+	}
 	for sub, exp := range s.subjExp {
 		if exp <= now {
 			delete(s.subjects, sub)
@@ -225,15 +232,6 @@ func (s *Set) expireLocked(now int64) {
 	if s.allExp <= now {
 		s.all, s.allExp = 0, 0
 	}
-}
-
-func anyExpired(log []Entry, now int64) bool {
-	for _, e := range log {
-		if e.Expires <= now {
-			return true
-		}
-	}
-	return false
 }
 
 // Stale is false: a set the broker keeps itself is never out of date.
@@ -279,6 +277,7 @@ func (s *Set) Replace(entries []Entry, next uint64) {
 	clear(s.sessions)
 	clear(s.sessUntil)
 	s.log = s.log[:0]
+	s.soonest = math.MaxInt64
 	s.all, s.allExp, s.collapsed = 0, 0, 0
 	s.seq = next
 	s.mergeLocked(entries)
@@ -306,5 +305,6 @@ func (s *Set) mergeLocked(entries []Entry) {
 		}
 		s.applyLocked(e)
 		s.log = append(s.log, e)
+		s.soonest = min(s.soonest, e.Expires)
 	}
 }
