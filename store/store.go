@@ -315,9 +315,9 @@ type RevocationStore interface {
 // RevocationWatcher is a RevocationStore that other processes share
 // (etcd): it reports entries added anywhere, as they are added.
 type RevocationWatcher interface {
-	// WatchRevocations sends every entry added after the call until ctx
-	// ends; the channel closes then. A gap (a lost watch) is reported as
-	// a zero Revocation, after which the caller should re-read them all.
+	// WatchRevocations sends every entry added until ctx ends; the
+	// channel closes then. A zero Revocation says the watch is established
+	// (first, or again after a gap): the caller then re-reads them all.
 	WatchRevocations(ctx context.Context) <-chan Revocation
 }
 

@@ -392,10 +392,7 @@ func (r *revocations) Revoked(sub, sid string, iat int64) bool { return r.set.Re
 func (r *revocations) run(ctx context.Context) {
 	var watch <-chan store.Revocation
 	if w, ok := r.store.(store.RevocationWatcher); ok {
-		watch = w.WatchRevocations(ctx)
-		if err := r.reload(ctx); err != nil { // what was added before the watch began
-			r.log.Warn("reading the revocations failed", "err", err)
-		}
+		watch = w.WatchRevocations(ctx) // reports its establishment: then reload
 	}
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -408,7 +405,7 @@ func (r *revocations) run(ctx context.Context) {
 				watch = nil
 				continue
 			}
-			if e.ID == "" { // the watch was re-established: entries may have been missed
+			if e.ID == "" { // the watch is established: read what was added before it
 				if err := r.reload(ctx); err != nil {
 					r.log.Warn("reading the revocations failed", "err", err)
 				}

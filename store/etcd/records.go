@@ -487,9 +487,10 @@ func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
 	return list[store.Revocation](ctx, s, kindRevocations)
 }
 
-// WatchRevocations sends each revocation entry added after the call, by
-// any process, until ctx ends or the store closes; a zero Revocation says
-// the watch was re-established and entries may have been missed.
+// WatchRevocations sends each revocation entry added, by any process,
+// until ctx ends or the store closes. A zero Revocation says the watch is
+// established (first, or again after an interruption): entries added
+// before it are for the caller to read then.
 func (s *Store) WatchRevocations(ctx context.Context) <-chan store.Revocation {
 	ch := make(chan store.Revocation, 256)
 	s.wg.Go(func() {
@@ -512,15 +513,17 @@ func (s *Store) WatchRevocations(ctx context.Context) <-chan store.Revocation {
 			}
 		}
 		wait := time.Second
-		for first := true; ctx.Err() == nil && !s.closed.Load(); first = false {
+		for ctx.Err() == nil && !s.closed.Load() {
 			for resp := range s.cli.Watch(clientv3.WithRequireLeader(ctx), s.prefix+kindRevocations+"/", clientv3.WithPrefix(), clientv3.WithCreatedNotify()) {
 				if err := resp.Err(); err != nil {
 					s.log.Warn("etcd store: watch of the revocations interrupted; re-establishing it", "err", err)
 					break
 				}
 				if resp.Created {
+					// Established (again): whatever was added before is for
+					// the caller to read now.
 					wait = time.Second
-					if !first && !send(store.Revocation{}) {
+					if !send(store.Revocation{}) {
 						return
 					}
 					continue
