@@ -199,18 +199,26 @@ func (v *Verifier) rememberHeader(seg string, h Header) {
 	}
 }
 
-// failedSlots is the size of the memo of tokens whose signature failed.
-const failedSlots = 1024
+// failedSets and failedWays size the memo of tokens whose signature
+// failed: 256 sets of 4 slots.
+const (
+	failedSets = 256
+	failedWays = 4
+)
 
 // failedTokens remembers, in a fixed number of slots, the seeded hashes of
 // tokens whose signature did not verify, so that a forged token sent
 // again (a browser replays a planted cookie on every request) costs a hash
-// instead of a signature check. Slots are overwritten, never grown; a
-// token is hashed whole, so a forgery that borrows a real token's
-// signature never marks the real token. It takes no lock.
+// instead of a signature check. A hash picks a set of four slots, so that
+// a handful of forgeries (the cookies of one request) never push each
+// other out; a full set overwrites one of its slots, chosen by the hash.
+// Slots are never grown; a token is hashed whole, so a forgery that
+// borrows a real token's signature never marks the real token. It takes
+// no lock: a lost race forgets a forgery, which then costs one more
+// signature check.
 type failedTokens struct {
 	seed  maphash.Seed
-	slots [failedSlots]atomic.Uint64
+	slots [failedSets][failedWays]atomic.Uint64
 }
 
 func newFailedTokens() *failedTokens { return &failedTokens{seed: maphash.MakeSeed()} }
@@ -220,10 +228,27 @@ func (f *failedTokens) hash(token string) uint64 { return maphash.String(f.seed,
 
 func (f *failedTokens) has(token string) bool {
 	h := f.hash(token)
-	return f.slots[h%failedSlots].Load() == h
+	set := &f.slots[h%failedSets]
+	for i := range set {
+		if set[i].Load() == h {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *failedTokens) add(token string) {
 	h := f.hash(token)
-	f.slots[h%failedSlots].Store(h)
+	set := &f.slots[h%failedSets]
+	for i := range set {
+		switch set[i].Load() {
+		case h:
+			return
+		case 0:
+			if set[i].CompareAndSwap(0, h) {
+				return
+			}
+		}
+	}
+	set[(h>>32)%failedWays].Store(h)
 }

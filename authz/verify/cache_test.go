@@ -409,7 +409,7 @@ func TestVerifyRemembersFailedSignatures(t *testing.T) {
 // TestFailedTokensBounded: the memo of failures has a fixed size.
 func TestFailedTokensBounded(t *testing.T) {
 	f := newFailedTokens()
-	for i := range 100 * failedSlots {
+	for i := range 100 * failedSets * failedWays {
 		f.add(fmt.Sprint("forged-", i))
 	}
 	if f.has("never-added") {
@@ -418,6 +418,38 @@ func TestFailedTokensBounded(t *testing.T) {
 	f.add("last")
 	if !f.has("last") {
 		t.Error("the last failure is forgotten")
+	}
+}
+
+// TestFailedTokensSet: a set holds four failures whose hashes pick it
+// (the forged cookies of one request), and a fifth pushes out one.
+func TestFailedTokensSet(t *testing.T) {
+	f := newFailedTokens()
+	var same []string
+	first := f.hash("a") % failedSets
+	for i := 0; len(same) < failedWays+1; i++ {
+		if tok := fmt.Sprint("forged-", i); f.hash(tok)%failedSets == first {
+			same = append(same, tok)
+		}
+	}
+	for _, tok := range same[:failedWays] {
+		f.add(tok)
+	}
+	for _, tok := range same[:failedWays] {
+		if !f.has(tok) {
+			t.Errorf("%s forgotten with %d failures in its set", tok, failedWays)
+		}
+	}
+	f.add(same[failedWays])
+	kept := 0
+	for _, tok := range same {
+		if f.has(tok) {
+			kept++
+		}
+	}
+	if !f.has(same[failedWays]) || kept != failedWays {
+		t.Errorf("after a fifth failure in a full set: the fifth remembered %v, %d of 5 remembered, want true and %d",
+			f.has(same[failedWays]), kept, failedWays)
 	}
 }
 

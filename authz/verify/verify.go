@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -339,7 +338,7 @@ func (v *Verifier) precheck(token string, kind claims.Kind, hint bool) (unverifi
 		return u, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
 	}
 	c := new(claims.Claims)
-	if err := json.Unmarshal(payload, c); err != nil {
+	if err := claims.Decode(payload, c); err != nil {
 		return u, fmt.Errorf("%w: claims are not a JSON object", ErrMalformed)
 	}
 	notBefore, notAfter, err := v.checkClaims(c, kind, hint)
