@@ -503,12 +503,13 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.c.metrics.observe(d, res, time.Since(start))
 	}()
 
-	req, dialect, err := ParseHTTPRequestAs(r, h.prefix, h.dialect)
+	authzHdr, cookies := r.Header[hdrAuthorization], r.Header[hdrCookie]
+	req, dialect, err := parseHTTPRequest(r, h.prefix, h.dialect, authzHdr != nil || cookies != nil)
 	d = doorOf(dialect)
-	v := h.c.check(&req, err, dialect != DialectNginx, r.Header["Authorization"], r.Header["Cookie"], nil)
+	v := h.c.check(&req, err, dialect != DialectNginx, authzHdr, cookies, nil)
 	res = v.result
 	h.c.logDecision(r.Context(), d, &req, v)
-	resp := h.c.respond(&req, v, h.memo, r.Header["Authorization"])
+	resp := h.c.respond(&req, v, h.memo, authzHdr)
 	write(w, &resp, dialect == DialectAmbassador)
 }
 

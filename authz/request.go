@@ -145,15 +145,15 @@ type clientHeaders struct {
 }
 
 // httpClientHeaders reads clientHeaders from an HTTP check, whose headers
-// are the original request's (the gateways pass them through).
-func httpClientHeaders(h http.Header) clientHeaders {
+// are the original request's (the gateways pass them through);
+// credentials is whether it carries Cookie or Authorization, which the
+// door has read already.
+func httpClientHeaders(h http.Header, credentials bool) clientHeaders {
 	_, origin := h[hdrOrigin]
 	_, acrm := h[hdrACRM]
-	_, cookie := h[hdrCookie]
-	_, authz := h[hdrAuthorization]
 	return clientHeaders{
 		accept: h[hdrAccept], connection: h[hdrConnection], upgrade: h[hdrUpgrade],
-		origin: origin, acrm: acrm, credentials: cookie || authz,
+		origin: origin, acrm: acrm, credentials: credentials,
 	}
 }
 
@@ -213,11 +213,19 @@ func ParseHTTPRequest(r *http.Request, prefix string) (Request, Dialect, error) 
 // that passes them on. A check without its dialect's headers (nginx:
 // X-Original-URI or X-Original-URL; Traefik: X-Forwarded-Uri) is refused.
 func ParseHTTPRequestAs(r *http.Request, prefix string, d Dialect) (Request, Dialect, error) {
+	_, cookie := r.Header[hdrCookie]
+	_, authz := r.Header[hdrAuthorization]
+	return parseHTTPRequest(r, prefix, d, cookie || authz)
+}
+
+// parseHTTPRequest is ParseHTTPRequestAs for a door that has read the
+// credential headers: credentials says whether there is one.
+func parseHTTPRequest(r *http.Request, prefix string, d Dialect, credentials bool) (Request, Dialect, error) {
 	h := r.Header
 	_, nginxURL := h[hdrOriginalURL]
 	_, nginxURI := h[hdrOriginalURI]
 	_, traefik := h[hdrForwardedURI]
-	ch := httpClientHeaders(h)
+	ch := httpClientHeaders(h, credentials)
 	if d == DialectAuto {
 		switch {
 		case (nginxURL || nginxURI) && traefik:

@@ -122,6 +122,12 @@ func (m *Manager) PublishedAlgorithms() []string {
 	return append([]string(nil), m.cur.Load().algs...)
 }
 
+// Snapshot identifies the key set PublicKey answers from now: two calls
+// return equal values only if no key was published or withdrawn in
+// between (the set is replaced whole). A verifier uses it to re-check a
+// cached token's key without a lookup.
+func (m *Manager) Snapshot() any { return m.cur.Load() }
+
 // PublicKey returns the published public key with kid, for verifiers in
 // the same process. It never touches the store.
 func (m *Manager) PublicKey(kid string) (jose.JSONWebKey, bool) {

@@ -35,9 +35,10 @@ type tokenCacheEntry struct {
 	claims    *claims.Claims
 	kid       string
 	kind      claims.Kind
-	notBefore time.Time // max(nbf, iat) - leeway
-	notAfter  time.Time // exp + leeway
-	cost      int       // bytes charged against the shard's budget
+	notBefore time.Time    // max(nbf, iat) - leeway
+	notAfter  time.Time    // exp + leeway
+	cost      int          // bytes charged against the shard's budget
+	keys      atomic.Value // the key-set snapshot in which kid was last seen published (stillPublished)
 }
 
 // tokenCache is a bounded map of verified tokens, keyed by a per-cache

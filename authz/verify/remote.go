@@ -136,6 +136,10 @@ func NewRemote(ctx context.Context, opts RemoteOptions) (*Remote, error) {
 	return r, nil
 }
 
+// Snapshot identifies the key set PublicKey answers from now (see
+// keys.Manager.Snapshot).
+func (r *Remote) Snapshot() any { return r.keys.Load() }
+
 // PublicKey returns the key with kid from the last good key set. A miss
 // returns at once; it asks Run for a refetch unless one started less than
 // MinRefetchInterval ago.

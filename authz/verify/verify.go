@@ -24,6 +24,13 @@ type KeySet interface {
 	PublicKey(kid string) (jose.JSONWebKey, bool)
 }
 
+// snapshotter is a KeySet that tells when its keys change
+// (keys.Manager.Snapshot): a cached token's key is then looked up again
+// only after a change.
+type snapshotter interface {
+	Snapshot() any
+}
+
 // Defaults of Options.
 const (
 	// defaultLeeway is the clock skew tolerated on "exp", "nbf" and "iat".
@@ -79,6 +86,7 @@ type Options struct {
 type Verifier struct {
 	issuer   string
 	keys     KeySet
+	snap     snapshotter // keys, when it is one
 	algs     []jose.SignatureAlgorithm
 	idAuds   []string
 	leeway   time.Duration
@@ -104,9 +112,11 @@ func New(opts Options) (*Verifier, error) {
 	if opts.MaxTokenBytes < 0 {
 		return nil, errors.New("verify: negative MaxTokenBytes")
 	}
+	snap, _ := opts.Keys.(snapshotter)
 	v := &Verifier{
 		issuer:   opts.Issuer,
 		keys:     opts.Keys,
+		snap:     snap,
 		idAuds:   slices.Clone(opts.IDTokenAudiences),
 		leeway:   opts.Leeway,
 		now:      opts.Now,
@@ -259,11 +269,33 @@ func (v *Verifier) checkCached(slot uint64, token string, e *tokenCacheEntry, ki
 	if now.Before(e.notBefore) {
 		return nil, fmt.Errorf("%w: nbf or iat in the future", ErrNotYetValid)
 	}
-	if _, ok := v.keys.PublicKey(e.kid); !ok {
+	if !v.stillPublished(e) {
 		v.cache.remove(slot, token)
 		return nil, fmt.Errorf("%w: signing key no longer published", ErrUnknownKey)
 	}
 	return e.claims, nil
+}
+
+// stillPublished reports whether the key that verified a cached token is
+// still published. With a snapshotter it looks the key up only when the
+// key set has changed since the last look; the snapshot is read before the
+// lookup, so a change in between only costs another lookup later.
+func (v *Verifier) stillPublished(e *tokenCacheEntry) bool {
+	if v.snap == nil {
+		_, ok := v.keys.PublicKey(e.kid)
+		return ok
+	}
+	cur := v.snap.Snapshot()
+	if cur != nil && e.keys.Load() == cur {
+		return true
+	}
+	if _, ok := v.keys.PublicKey(e.kid); !ok {
+		return false
+	}
+	if cur != nil {
+		e.keys.Store(cur)
+	}
+	return true
 }
 
 // verify is the uncached check; hint relaxes it as VerifyIDTokenHint says.

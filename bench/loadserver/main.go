@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ghbroker/ghbroker/authz"
 	"github.com/ghbroker/ghbroker/authz/verify"
@@ -38,7 +39,7 @@ import (
 const issuer = "https://auth.example.com"
 
 func main() {
-	mode := flag.String("mode", "bare", "bare | floor (bare + one RS256 verification per request) | samebytes (bare, answering with exactly the check's headers for the session cookie) | authz | rsa (print the cost of one RS256 verification and exit)")
+	mode := flag.String("mode", "bare", "bare | floor (bare + one RS256 verification per request) | floorsame (floor answering with exactly the check's headers for a Bearer access token) | samebytes (bare, answering with exactly the check's headers for the session cookie) | authz | rsa (print the cost of one RS256 verification and exit)")
 	addr := flag.String("addr", "127.0.0.1:18181", "listen address")
 	out := flag.String("tokens", "", "directory to write session.txt and access-*.txt into (authz mode)")
 	distinct := flag.Int("distinct", 4000, "distinct access tokens to write for the cache-miss scenario")
@@ -77,8 +78,21 @@ func main() {
 			verify()
 			w.WriteHeader(http.StatusOK)
 		}))
+	case "floorsame":
+		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false), *out, "access.txt")
+		verify := rsaVerifier()
+		startProfile()
+		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			verify()
+			h := w.Header()
+			for k, v := range hdr {
+				h[k] = v
+			}
+			h["Authorization"] = r.Header["Authorization"] // the check forwards the request's token
+			w.WriteHeader(http.StatusOK)
+		}))
 	case "samebytes":
-		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false), *out)
+		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false), *out, "session.txt")
 		startProfile()
 		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			h := w.Header()
@@ -102,18 +116,23 @@ func serve(addr string, h http.Handler) {
 	log.Fatal(srv.ListenAndServe())
 }
 
-// check builds the real authorization check and writes its credentials.
-// checkHeaders are the headers the check answers a cookie request with:
-// what the same-bytes baseline sends back.
-func checkHeaders(h http.Handler, dir string) http.Header {
-	raw, err := os.ReadFile(dir + "/session.txt")
+// checkHeaders are the headers the check answers a request with, carrying
+// the first credential in file (session.txt: as the session cookie;
+// access.txt: as a Bearer token): what the same-bytes baselines send back.
+func checkHeaders(h http.Handler, dir, file string) http.Header {
+	raw, err := os.ReadFile(dir + "/" + file)
 	if err != nil {
 		log.Fatal(err)
 	}
+	cred, _, _ := strings.Cut(string(raw), "\n")
 	r := httptest.NewRequest(http.MethodGet, "/dashboards/1", nil)
 	r.Host = "app.example.com"
 	r.Header.Set("X-Forwarded-Proto", "https")
-	r.Header.Set("Cookie", "_ghbroker="+strings.TrimSpace(string(raw)))
+	if file == "session.txt" {
+		r.Header.Set("Cookie", "_ghbroker="+cred)
+	} else {
+		r.Header.Set("Authorization", "Bearer "+cred)
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
 	if rec.Code != http.StatusOK {
@@ -122,6 +141,7 @@ func checkHeaders(h http.Handler, dir string) http.Header {
 	return rec.Header().Clone()
 }
 
+// check builds the real authorization check and writes its credentials.
 func check(dir string, distinct, cacheSize, revocations int, omitToken bool) http.Handler {
 	ctx := context.Background()
 	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{Algorithm: keys.RS256})
@@ -138,7 +158,13 @@ func check(dir string, distinct, cacheSize, revocations int, omitToken bool) htt
 	if err != nil {
 		log.Fatal(err)
 	}
-	opts := authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy, OmitToken: omitToken}
+	// Metrics as in production (ghbroker authz and serve always meter the
+	// check), in a registry nobody scrapes.
+	m, err := authz.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		log.Fatal(err)
+	}
+	opts := authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy, OmitToken: omitToken, Metrics: m}
 	if revocations > 0 {
 		set := revocation.New(revocation.Options{})
 		exp := revocation.Millis(time.Now().Add(24 * time.Hour))
