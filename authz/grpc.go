@@ -119,7 +119,7 @@ func (g *grpcAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (out *au
 	hdrs := grpcHeaders(hr)
 	req, reqErr := grpcRequest(hr, hdrs)
 	ext := grpcExtensions(attrs.GetContextExtensions())
-	v := g.c.check(&req, reqErr, true, hdrs["authorization"], hdrs["cookie"], ext)
+	v := g.c.check(&req, reqErr, true, hdrs["authorization"], hdrs["cookie"], ext, start)
 	res = v.result
 	g.c.logDecision(ctx, doorGRPC, &req, v)
 	resp := g.c.respond(&req, v, g.memo, nil)

@@ -133,8 +133,16 @@ type checker struct {
 	realm    string // `Bearer realm="<issuer>"`
 	gateway  string // claims.GatewayAudience(issuer)
 	warn     *warnLimiter
+	// timed is verifier when it can take the door's clock reading.
+	timed timedVerifier
 	// revocations, when set, refuses withdrawn tokens.
 	revocations Revocations
+}
+
+// timedVerifier is a TokenVerifier that checks a cached token against a
+// clock reading the door has taken anyway (verify.Verifier.VerifyAt).
+type timedVerifier interface {
+	VerifyAt(token string, kind claims.Kind, now time.Time) (*claims.Claims, error)
 }
 
 // Revocations is what a check asks of the revocation set
@@ -176,8 +184,9 @@ func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Met
 	if err != nil {
 		return nil, fmt.Errorf("authz: pages: %w", err)
 	}
+	timed, _ := v.(timedVerifier)
 	return &checker{
-		issuer: issuer, verifier: v, policy: p, cookie: cookie, metrics: m, log: log, pages: pg,
+		issuer: issuer, verifier: v, policy: p, cookie: cookie, metrics: m, log: log, pages: pg, timed: timed,
 		realm: `Bearer realm="` + quoteSafe(issuer) + `"`, gateway: claims.GatewayAudience(issuer), warn: newWarnLimiter(now),
 	}, nil
 }
@@ -200,12 +209,13 @@ const reasonBadPath = "the request path is not in normal form"
 
 // check authenticates and decides. redirects says whether the door can send
 // a browser to the login (not nginx). authz are the Authorization header
-// values; cookies are the Cookie header lines.
-func (c *checker) check(req *Request, reqErr error, redirects bool, authz []string, cookies []string, ext *Extensions) verdict {
+// values; cookies are the Cookie header lines; now is the real clock,
+// read when the check arrived.
+func (c *checker) check(req *Request, reqErr error, redirects bool, authz []string, cookies []string, ext *Extensions, now time.Time) verdict {
 	if reqErr != nil {
 		return verdict{result: resultUnauthenticated, invalid: "the original request could not be reconstructed", reqErr: reqErr}
 	}
-	v := c.authenticate(authz, cookies)
+	v := c.authenticate(authz, cookies, now)
 	if v.invalid != "" {
 		v.result = resultUnauthenticated
 		return v
@@ -234,7 +244,7 @@ func (c *checker) check(req *Request, reqErr error, redirects bool, authz []stri
 // Authorization header carries one (RFC 6750 §2.1), else the first valid
 // session cookie candidate. A session token is accepted only from the
 // cookie: as Bearer it is verified as an access or ID token and refused.
-func (c *checker) authenticate(authz []string, cookies []string) verdict {
+func (c *checker) authenticate(authz []string, cookies []string, now time.Time) verdict {
 	var v verdict
 	switch {
 	case len(authz) > 1:
@@ -254,7 +264,7 @@ func (c *checker) authenticate(authz []string, cookies []string) verdict {
 			// Envoy's gRPC check joins repeated headers with commas.
 			v.invalid = "more than one Authorization header or token"
 		default:
-			c.verifyBearer(&v, tok)
+			c.verifyBearer(&v, tok, now)
 		}
 		return v
 	}
@@ -264,7 +274,7 @@ func (c *checker) authenticate(authz []string, cookies []string) verdict {
 		v.refused = err
 		return v
 	}
-	cl, err := c.verify(tok, claims.KindSession)
+	cl, err := c.verify(tok, claims.KindSession, now)
 	if err != nil {
 		v.refused = err
 		return v
@@ -309,14 +319,14 @@ func (c *checker) pickSession(cands []string) (string, error) {
 // credential only when its "aud" names claims.GatewayAudience, which the
 // broker adds for clients with gateway_access. The access-token attempt
 // comes first so that a cached access token costs no header decoding.
-func (c *checker) verifyBearer(v *verdict, tok string) {
-	cl, err := c.verify(tok, claims.KindAccess)
+func (c *checker) verifyBearer(v *verdict, tok string, now time.Time) {
+	cl, err := c.verify(tok, claims.KindAccess, now)
 	kind := claims.KindAccess
 	switch {
 	case err == nil && !cl.Audience.Contains(c.gateway):
 		cl, err = nil, errNotForGateway
 	case errors.Is(err, verify.ErrType) && isIDToken(tok):
-		cl, err = c.verify(tok, claims.KindID)
+		cl, err = c.verify(tok, claims.KindID, now)
 		kind = claims.KindID
 	}
 	if err != nil {
@@ -336,8 +346,16 @@ func isIDToken(tok string) bool {
 	return ok && k == claims.KindID
 }
 
-func (c *checker) verify(tok string, kind claims.Kind) (*claims.Claims, error) {
-	cl, err := c.verifier.Verify(tok, kind)
+// verify verifies tok as kind and consults the revocation set; now is the
+// real clock (see check).
+func (c *checker) verify(tok string, kind claims.Kind, now time.Time) (*claims.Claims, error) {
+	var cl *claims.Claims
+	var err error
+	if c.timed != nil {
+		cl, err = c.timed.VerifyAt(tok, kind, now)
+	} else {
+		cl, err = c.verifier.Verify(tok, kind)
+	}
 	if err == nil && cl == nil {
 		err = verify.ErrMalformed
 	}
@@ -506,7 +524,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	authzHdr, cookies := r.Header[hdrAuthorization], r.Header[hdrCookie]
 	req, dialect, err := parseHTTPRequest(r, h.prefix, h.dialect, authzHdr != nil || cookies != nil)
 	d = doorOf(dialect)
-	v := h.c.check(&req, err, dialect != DialectNginx, authzHdr, cookies, nil)
+	v := h.c.check(&req, err, dialect != DialectNginx, authzHdr, cookies, nil, start)
 	res = v.result
 	h.c.logDecision(r.Context(), d, &req, v)
 	resp := h.c.respond(&req, v, h.memo, authzHdr)

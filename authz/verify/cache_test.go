@@ -454,3 +454,34 @@ func TestFailedTokensSet(t *testing.T) {
 }
 
 func vtErr(_ *claims.Claims, err error) error { return err }
+
+// TestVerifyAt: a cached token is checked against the door's clock
+// reading on the real clock, and against the Verifier's own clock when it
+// has one.
+func TestVerifyAt(t *testing.T) {
+	e := vtNewEnv(t, keys.EdDSA)
+	real, err := New(Options{Issuer: vtIssuer, Keys: e.m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c := e.claims(claims.KindSession)
+	c.IssuedAt, c.NotBefore = jwt.NewNumericDate(now.Add(-time.Minute)), nil
+	c.Expiry = jwt.NewNumericDate(now.Add(time.Hour))
+	tok := e.sign(t, claims.KindSession, c)
+	if _, err := real.VerifyAt(tok, claims.KindSession, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := real.VerifyAt(tok, claims.KindSession, now.Add(2*time.Hour)); !errors.Is(err, ErrExpired) {
+		t.Errorf("cached, at a reading past its expiry: %v, want ErrExpired", err)
+	}
+
+	own := e.verifier(t, Options{}) // the test clock
+	tok = e.sign(t, claims.KindSession, e.claims(claims.KindSession))
+	if _, err := own.Verify(tok, claims.KindSession); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.VerifyAt(tok, claims.KindSession, e.clk.Now().Add(48*time.Hour)); err != nil {
+		t.Errorf("a Verifier with its own clock followed the caller's reading: %v", err)
+	}
+}
