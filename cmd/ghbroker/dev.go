@@ -73,6 +73,10 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 			return d.DialContext(ctx, network, w.addr)
 		},
 	}}
+	// A connection dialled but never used would hold the listener's
+	// shutdown for 5s (net/http waits that long for its first request).
+	stop := context.AfterFunc(ctx, w.ghClient.CloseIdleConnections)
+	defer stop()
 	w.appURL, w.adminURL = "http://"+host("app."+devDomain)+"/", "http://"+host("admin."+devDomain)+"/"
 	links := []demoLink{{"app", w.appURL}, {"admin", w.adminURL}}
 	w.appDemo = &demoApp{title: "app", requires: "members of " + fx.Orgs[0].Login, issuer: w.issuer, others: links}
