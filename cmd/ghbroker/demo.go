@@ -14,6 +14,8 @@ import (
 // path and query under the prefix, the default allowed headers plus
 // `accept`. A 200 lets the request through with the identity headers;
 // any other answer goes back to the browser as the gateway would pass it.
+// Under `dev --replicas` the page and its X-Ghbroker-Replica header name
+// the replica that answered the check.
 type demoApp struct {
 	check    http.Handler
 	title    string
@@ -49,6 +51,10 @@ func (d *demoApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sub.Header.Set("X-Forwarded-Proto", "http")
 	rec := &capture{header: http.Header{}}
 	d.check.ServeHTTP(rec, sub)
+	replica := rec.header.Get(devReplicaHeader) // which replica checked, under dev --replicas
+	if replica != "" {
+		w.Header().Set(devReplicaHeader, replica)
+	}
 	if rec.status != http.StatusOK {
 		for _, h := range allowedResponseHeaders {
 			if v := rec.header.Values(h); len(v) > 0 {
@@ -69,6 +75,7 @@ func (d *demoApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"Title": d.title, "Requires": d.requires, "User": rec.header.Get("X-Auth-Request-User"),
 		"Email": rec.header.Get("X-Auth-Request-Email"), "Groups": groups, "Others": d.others,
 		"Logout": d.issuer + "/logout?rd=" + url.QueryEscape("http://"+r.Host+"/"), "Home": d.issuer + "/",
+		"Replica": replica,
 	})
 }
 
@@ -102,6 +109,7 @@ code{background:#f6f8fa;padding:.1rem .3rem;border-radius:4px}</style></head>
 <p>A demo service behind the gateway. This host admits <strong>{{.Requires}}</strong>.</p>
 <p>The check let you in as <strong id="user">{{.User}}</strong>{{if .Email}} ({{.Email}}){{end}}, with the groups
 <span id="groups">{{range $i, $g := .Groups}}{{if $i}}, {{end}}<code>{{$g}}</code>{{end}}</span>.</p>
+{{if .Replica}}<p>Broker replica <strong id="replica">{{.Replica}}</strong> answered the check.</p>{{end}}
 <p>Other services: {{range .Others}}<a href="{{.URL}}">{{.Title}}</a> {{end}}· <a href="{{.Home}}">your sign-in</a> · <a id="logout" href="{{.Logout}}">sign out</a></p>
 </main></body></html>
 `))

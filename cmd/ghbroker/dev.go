@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,13 +22,21 @@ import (
 // app.ghbroker.localhost and admin.ghbroker.localhost (one parent domain for
 // the SSO cookie: browsers refuse cookies for "localhost" itself), and the
 // emulator is github.localhost.
+//
+// With --replicas N (N > 1) the broker is N replicas on an embedded etcd
+// behind a gateway on that port (devreplicas.go), which a newcomer stops
+// and starts from the terminal to watch nothing happen.
 func cmdDev(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "dev")
 	port := fs.Int("port", 8080, "port on localhost")
 	autoLogin := fs.String("auto-login", "", "sign in as this fixture user without showing the picker")
 	fixturePath := fs.String("fixture", "", "GitHub emulator fixture (YAML); default: the built-in demo users")
+	replicas := fs.Int("replicas", 1, fmt.Sprintf("broker replicas (1-%d); more than one share an embedded etcd behind the gateway", maxDevReplicas))
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *replicas < 1 || *replicas > maxDevReplicas {
+		return usageErr("--replicas must be between 1 and %d, not %d", maxDevReplicas, *replicas)
 	}
 	fx := githubfake.DefaultFixture()
 	if *fixturePath != "" {
@@ -42,51 +51,81 @@ func cmdDev(ctx context.Context, e env, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 
-	addr := fmt.Sprintf("127.0.0.1:%d", *port)
+	w := devWorld{dir: dir, addr: fmt.Sprintf("127.0.0.1:%d", *port), fx: fx}
 	host := func(name string) string { return fmt.Sprintf("%s:%d", name, *port) }
-	issuer := "http://" + host(devDomain)
-	ghHost := host("github.localhost")
+	w.issuer = "http://" + host(devDomain)
+	w.ghHost = host("github.localhost")
 	for i := range fx.Apps {
-		fx.Apps[i].CallbackURL = issuer + "/callback"
+		fx.Apps[i].CallbackURL = w.issuer + "/callback"
 	}
-	cfg, err := devConfig(dir, addr, issuer, "http://"+ghHost, fx)
-	if err != nil {
+	if w.logger, err = newLogger(e.stderr, config.Log{Format: "text", Level: "info"}, ""); err != nil {
 		return err
 	}
-	logger, err := newLogger(e.stderr, config.Log{Format: "text", Level: "info"}, "")
-	if err != nil {
-		return err
-	}
-	gh := githubfake.New(fx, githubfake.Options{Logger: logger})
+	gh := githubfake.New(fx, githubfake.Options{Logger: w.logger})
 	if *autoLogin != "" {
 		gh.SetAutoApprove(*autoLogin)
 	}
 	// The broker reaches the emulator over the same listener; *.localhost
 	// names are not in every resolver, so dial loopback directly.
-	ghClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	w.ghClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
+			return d.DialContext(ctx, network, w.addr)
 		},
 	}}
-	appURL, adminURL := "http://"+host("app."+devDomain)+"/", "http://"+host("admin."+devDomain)+"/"
-	links := []demoLink{{"app", appURL}, {"admin", adminURL}}
-	appDemo := &demoApp{title: "app", requires: "members of " + fx.Orgs[0].Login, issuer: issuer, others: links}
-	adminDemo := &demoApp{title: "admin", requires: "members of " + devAdminTeam(fx), issuer: issuer, others: links}
-	hosts := map[string]http.Handler{ghHost: gh, host("app." + devDomain): appDemo, host("admin." + devDomain): adminDemo}
-	a, err := newApp(ctx, cfg, logger, appOptions{githubHTTP: ghClient, extraHosts: hosts})
+	// A connection dialled but never used would hold the listener's
+	// shutdown for 5s (net/http waits that long for its first request).
+	stop := context.AfterFunc(ctx, w.ghClient.CloseIdleConnections)
+	defer stop()
+	w.appURL, w.adminURL = "http://"+host("app."+devDomain)+"/", "http://"+host("admin."+devDomain)+"/"
+	links := []demoLink{{"app", w.appURL}, {"admin", w.adminURL}}
+	w.appDemo = &demoApp{title: "app", requires: "members of " + fx.Orgs[0].Login, issuer: w.issuer, others: links}
+	w.adminDemo = &demoApp{title: "admin", requires: "members of " + devAdminTeam(fx), issuer: w.issuer, others: links}
+	w.hosts = map[string]http.Handler{w.ghHost: gh, host("app." + devDomain): w.appDemo, host("admin." + devDomain): w.adminDemo}
+	if *replicas > 1 {
+		return runDevReplicas(ctx, e, w, *replicas)
+	}
+
+	cfg, err := devConfig(w, w.addr, "bolt: {path: "+filepath.Join(dir, "ghbroker.db")+"}")
 	if err != nil {
 		return err
 	}
-	appDemo.check, adminDemo.check = a.checks.prefixed, a.checks.prefixed
+	a, err := newApp(ctx, cfg, w.logger, appOptions{githubHTTP: w.ghClient, extraHosts: w.hosts})
+	if err != nil {
+		return err
+	}
+	w.appDemo.check, w.adminDemo.check = a.checks.prefixed, a.checks.prefixed
 	go func() {
 		select {
 		case <-a.ready:
-			printDevBanner(e, issuer, ghHost, appURL, adminURL, dir, fx)
+			printDevBanner(e, w, "Temporary store: "+dir+" (deleted on exit). Press Ctrl-C to stop.\n")
 		case <-ctx.Done():
 		}
 	}()
 	return a.run(ctx)
+}
+
+// devWorld is what every `ghbroker dev` run sets up around the broker: the
+// names on the one loopback port, the GitHub emulator and the demo
+// services.
+type devWorld struct {
+	// dir is the temporary directory (the store), removed on exit.
+	dir string
+	// addr is the one loopback port's address.
+	addr string
+	// issuer is the broker's URL; ghHost the emulator's "host:port".
+	issuer, ghHost string
+	// appURL and adminURL are the demo services' pages.
+	appURL, adminURL string
+	fx               *githubfake.Fixture
+	logger           *slog.Logger
+	// ghClient is how the broker reaches the emulator.
+	ghClient *http.Client
+	// hosts are the emulator and demo services, by "host:port".
+	hosts map[string]http.Handler
+	// appDemo and adminDemo are the demo services; their check is set
+	// once the broker is built.
+	appDemo, adminDemo *demoApp
 }
 
 // devDomain is the parent domain of the dev broker and demo services.
@@ -110,9 +149,10 @@ func devAdminTeam(fx *githubfake.Fixture) string {
 // devGrafanaSecret is the demo Grafana client's secret in `ghbroker dev`.
 const devGrafanaSecret = "grafana-dev-secret-not-for-production"
 
-// devConfig is the configuration `ghbroker dev` runs with, validated like a
-// file would be.
-func devConfig(dir, addr, issuer, githubURL string, fx *githubfake.Fixture) (*config.Config, error) {
+// devConfig is the configuration `ghbroker dev` runs with on listen, with
+// storage the YAML of storage's one key, validated like a file would be.
+func devConfig(w devWorld, listen, storage string) (*config.Config, error) {
+	fx, githubURL := w.fx, "http://"+w.ghHost
 	var orgs []string
 	for _, o := range fx.Orgs {
 		orgs = append(orgs, o.Login)
@@ -124,7 +164,7 @@ func devConfig(dir, addr, issuer, githubURL string, fx *githubfake.Fixture) (*co
 listen: %q
 log: {format: text}
 storage:
-  bolt: {path: %s}
+  %s
 github:
   client_id: %s
   client_secret: %s
@@ -158,7 +198,7 @@ clients:
     public: true
     grant_types: [device_code, refresh_token]
     gateway_access: true
-`, issuer, addr, filepath.Join(dir, "ghbroker.db"), fx.Apps[0].ClientID, fx.Apps[0].ClientSecret, githubURL, githubURL, strings.Join(orgs, ", "),
+`, w.issuer, listen, storage, fx.Apps[0].ClientID, fx.Apps[0].ClientSecret, githubURL, githubURL, strings.Join(orgs, ", "),
 		devDomain, devDomain, devDomain, orgs[0], devDomain, devAdminTeam(fx), devGrafanaSecret)
 	cfg, err := config.Parse("ghbroker dev", []byte(src), nil)
 	if err != nil {
@@ -167,7 +207,10 @@ clients:
 	return cfg, nil
 }
 
-func printDevBanner(e env, issuer, ghHost, appURL, adminURL, dir string, fx *githubfake.Fixture) {
+// printDevBanner tells what runs where; last ends it (the store and how
+// to stop).
+func printDevBanner(e env, w devWorld, last string) {
+	fx := w.fx
 	var users []string
 	for _, u := range fx.Users {
 		users = append(users, u.Login)
@@ -190,7 +233,6 @@ OIDC clients: grafana (secret %s, redirect http://localhost:3000/login/generic_o
               kubelogin (public, PKCE, redirect http://localhost:8000; or --grant-type=device-code)
               cli (public, device flow only). Try:
   ghbroker token --issuer %s --client-id cli
-Temporary store: %s (deleted on exit). Press Ctrl-C to stop.
-`, issuer, strings.Join(users, ", "), appURL, fx.Orgs[0].Login, adminURL, devAdminTeam(fx), ghHost, issuer,
-		devDomain, devDomain, devDomain, fx.Orgs[0].Login, devGrafanaSecret, issuer, dir)
+%s`, w.issuer, strings.Join(users, ", "), w.appURL, fx.Orgs[0].Login, w.adminURL, devAdminTeam(fx), w.ghHost, w.issuer,
+		devDomain, devDomain, devDomain, fx.Orgs[0].Login, devGrafanaSecret, w.issuer, last)
 }

@@ -34,6 +34,8 @@ const (
 // env is the process environment, injected so that tests can run commands
 // in-process.
 type env struct {
+	// stdin is read by `dev --replicas` for its commands; nil reads nothing.
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
 }
@@ -59,7 +61,8 @@ const usage = `usage: ghbroker <command> [flags]
 
 commands:
   serve --config FILE          run the broker
-  dev                          zero-setup demo on localhost (GitHub emulator included)
+  dev [--replicas N]           zero-setup demo on localhost (GitHub emulator included;
+                               N broker replicas on an embedded etcd)
   authz --issuer URL --config FILE
                                stateless authorization replica (keys from the issuer's JWKS)
   check-config --config FILE   validate a config file
@@ -79,7 +82,7 @@ commands:
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	e := env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
+	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
 	code := run(ctx, e, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -252,5 +253,39 @@ func checkCurrentPublished(t *testing.T, base, cfgPath string) {
 	}
 	if got := kids(fetchJWKS(t, base)); !slices.Contains(got, current) {
 		t.Fatalf("JWKS %v lacks the current key %s", got, current)
+	}
+}
+
+// TestServeMetricsAreItsOwn: the binary links etcd's server (for `dev
+// --replicas`), whose packages register their collectors in prometheus's
+// default registry and net/http/pprof's handlers in http.DefaultServeMux
+// when the program starts. serve's /metrics is its own registry's only,
+// and the debug handlers are on no listener.
+func TestServeMetricsAreItsOwn(t *testing.T) {
+	if !defaultRegistryHas(t, "etcd_server_") {
+		t.Fatal("the default registry has no etcd_server_ metric: this test proves nothing")
+	}
+	addr := freeAddr(t)
+	startAppFrom(t, writeConfig(t, t.TempDir(), addr, ""))
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(raw)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(metrics, "\nghbroker_revocations_entries ") {
+		t.Fatalf("/metrics: %d\n%s", resp.StatusCode, metrics)
+	}
+	for _, l := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(l, "etcd_") || strings.HasPrefix(l, "grpc_server_") {
+			t.Errorf("/metrics serves etcd's metric %s", l)
+			break
+		}
+	}
+	for _, p := range []string{"/debug/pprof/", "/debug/vars"} {
+		if got := get(t, "http://"+addr+p); got != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", p, got)
+		}
 	}
 }
