@@ -1,3 +1,5 @@
+//go:build !noetcdserver
+
 package main
 
 import (
