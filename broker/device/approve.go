@@ -79,13 +79,15 @@ func (h *Handler) toLogin(w http.ResponseWriter, r *http.Request) {
 //
 // Only a signed-in session gets here (page and decide send anyone else
 // to /login first), and the in-memory buckets come before any store call:
-// an entry over the session's or the replica's budget costs no store call
-// at all, so the store writes of wrong entries are bounded by those
-// budgets (10 per session and 660 per replica per code lifetime, with
-// DefaultLimits). A refused reservation writes nothing either (the
-// counter's read answers). An entry with a real code costs two writes
-// (its unit taken and given back) on top of its lookup; each needs a live
-// code, and every code is a store write of its own at /device/code.
+// an entry over the session's or the replica's bucket costs no store call
+// at all. A refused reservation writes nothing either (the counter's read
+// answers). So every store write of a wrong entry is a unit of the
+// deployment's budget: the writes are bounded by the limits themselves
+// (with DefaultLimits 60 a minute for the whole deployment, and at most
+// 10 per session per code lifetime on a replica). An entry with a real
+// code costs two writes (its unit taken and given back) on top of its
+// lookup; each needs a live code, and every code is a store write of its
+// own at /device/code.
 //
 // When the store cannot count or look up, the entry is refused (fail
 // closed) with 503 and Retry-After: nothing was decided, the person is not

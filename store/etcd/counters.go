@@ -79,7 +79,7 @@ func (s *Store) AddToCounter(ctx context.Context, id string, delta, limit int, e
 			if kv != nil {
 				cmp = clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)
 			}
-			leaseID := clientv3.LeaseID(0)
+			var leaseID clientv3.LeaseID
 			if live {
 				leaseID = clientv3.LeaseID(kv.Lease)
 			} else if leaseID, err = l.get(ctx, c.Expires); err != nil {
