@@ -321,6 +321,32 @@ type RevocationWatcher interface {
 	WatchRevocations(ctx context.Context) <-chan Revocation
 }
 
+// Counter is a count kept in the store for a while: the deployment-wide
+// budget of wrong device user codes is one counter per window of time.
+type Counter struct {
+	// ID names the counter.
+	ID string `json:"id"`
+	// N is the count, never below 0.
+	N int `json:"n"`
+	// Expires is when the counter goes (and a later add starts from 0).
+	Expires time.Time `json:"expires"`
+}
+
+// CounterStore keeps counters that every process sharing the store adds
+// to, so that a budget holds for the whole deployment rather than per
+// replica.
+type CounterStore interface {
+	// AddToCounter adds delta to the live counter id, provided the result
+	// stays within 0 and limit, and returns the new value with added true;
+	// otherwise it changes nothing and returns the current value with added
+	// false. A missing or expired counter counts 0; one created here
+	// expires at expires (which must be after now), a live one keeps the
+	// expiry it was created with. It is one read-modify-write: of
+	// concurrent callers no addition is lost, and exactly as many add as
+	// the limit leaves room for. A call that adds nothing writes nothing.
+	AddToCounter(ctx context.Context, id string, delta, limit int, expires time.Time) (n int, added bool, err error)
+}
+
 // Store is everything one storage engine provides. Consumers should ask for
 // the narrow interface they use, not for Store.
 type Store interface {
@@ -333,6 +359,7 @@ type Store interface {
 	SessionLister
 	DeliveryStore
 	RevocationStore
+	CounterStore
 	// Sweep deletes every record that expired before now and reports how
 	// many it deleted. An engine whose records expire by themselves (etcd
 	// leases) has nothing to sweep and returns 0.

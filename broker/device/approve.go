@@ -17,7 +17,13 @@ import (
 type refusal struct {
 	status int
 	msg    string
+	// retryAfter, when set, is sent as Retry-After.
+	retryAfter time.Duration
 }
+
+// storeRetryAfter is the Retry-After of a page that could not reach the
+// store.
+const storeRetryAfter = 5 * time.Second
 
 // page is /device (RFC 8628 §3.3): GET shows the code entry form, or, with
 // user_code (verification_uri_complete), the request to approve; POST
@@ -40,7 +46,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusOK, data)
 		return
 	}
-	c, ref := h.lookup(sess.SessionID, r, raw)
+	c, ref := h.lookup(r, sess.SessionID, raw)
 	if ref != nil {
 		data.UserCode, data.Message = raw, ref.msg
 		h.renderRefusal(w, r, ref, data)
@@ -64,26 +70,66 @@ func (h *Handler) toLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, h.issuer+"/login?"+url.Values{"rd": {rd}}.Encode(), http.StatusSeeOther)
 }
 
-// lookup finds the live record of an entered code. A well-formed code that
-// matches nothing spends the session's guess budget; a session over budget
-// is refused before the store is asked.
-func (h *Handler) lookup(sessionID string, r *http.Request, raw string) (store.DeviceCode, *refusal) {
+// lookup finds the record of an entered code, within the guess budgets
+// (Limits). A malformed entry spends nothing: it cannot match a code.
+// Otherwise the entry takes a unit of the session's, the replica's and the
+// deployment's budget before the store is asked, and gets them back when
+// the code exists; a wrong code keeps them spent, and is logged with the
+// session id.
+//
+// Only a signed-in session gets here (page and decide send anyone else
+// to /login first), and the in-memory buckets come before any store call:
+// an entry over the session's or the replica's bucket costs no store call
+// at all. A refused reservation writes nothing either (the counter's read
+// answers). So every store write of a wrong entry is a unit of the
+// deployment's budget: the writes are bounded by the limits themselves
+// (with DefaultLimits 60 a minute for the whole deployment, and at most
+// 10 per session per code lifetime on a replica). An entry with a real
+// code costs two writes (its unit taken and given back) on top of its
+// lookup; each needs a live code, and every code is a store write of its
+// own at /device/code.
+//
+// When the store cannot count or look up, the entry is refused (fail
+// closed) with 503 and Retry-After: nothing was decided, the person is not
+// to blame (429 would say they guessed too often), and it is what every
+// other page answers when the store is unavailable. Never a 500.
+func (h *Handler) lookup(r *http.Request, sessionID, raw string) (store.DeviceCode, *refusal) {
+	ctx := r.Context()
 	code, ok := normaliseUserCode(raw)
 	if !ok {
-		return store.DeviceCode{}, &refusal{http.StatusBadRequest, "That is not a code: a code is 8 letters, like BCDF-GHJK."}
+		return store.DeviceCode{}, &refusal{status: http.StatusBadRequest, msg: "That is not a code: a code is 8 letters, like BCDF-GHJK."}
 	}
-	if !h.guesses.allowed(sessionID) {
-		return store.DeviceCode{}, &refusal{http.StatusTooManyRequests, "Too many wrong codes. Wait a few minutes, then check the code on your device and try again."}
+	if ok, wait, mine := h.guesses.take(sessionID); !ok {
+		return store.DeviceCode{}, tooMany(wait, mine)
 	}
-	c, err := h.store.GetDeviceCodeByUserCode(r.Context(), code)
+	sl, ok, wait, err := h.budget.reserve(ctx)
+	switch {
+	case err != nil:
+		// Nothing was looked up: the session's tokens come back; the
+		// store's unit, if it was taken, stays spent (fail closed).
+		h.guesses.giveBack(sessionID)
+		h.log.Warn("counting a device user code entry failed: refusing it", "sid", sessionID, "err", err)
+		return store.DeviceCode{}, unavailable()
+	case !ok:
+		// The session's tokens stay spent: an entry refused here costs
+		// a store read, and the session's bucket bounds how many it makes.
+		h.log.Warn("the deployment's budget of wrong device user codes is spent for this window: refusing the entry", "sid", sessionID, "window", sl.id)
+		return store.DeviceCode{}, tooMany(wait, false)
+	}
+	c, err := h.store.GetDeviceCodeByUserCode(ctx, code)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		h.guesses.wrong(sessionID)
 		h.log.Info("wrong device user code entered", "sid", sessionID)
-		return c, &refusal{http.StatusNotFound, "No sign-in request has that code. Check the code on your device and try again."}
+		return c, &refusal{status: http.StatusNotFound, msg: "No sign-in request has that code. Check the code on your device and try again."}
 	case err != nil:
-		h.log.Error("reading a device code failed", "err", err)
-		return c, &refusal{http.StatusInternalServerError, "ghbroker could not look the code up. Please try again."}
+		h.guesses.giveBack(sessionID)
+		h.log.Warn("reading a device code failed: refusing the entry", "sid", sessionID, "err", err)
+		return c, unavailable()
+	}
+	// The code exists: the entry was no guess.
+	h.guesses.giveBack(sessionID)
+	if err := h.budget.release(ctx, sl); err != nil {
+		h.log.Warn("giving back a device user code entry failed; the deployment's budget stays one lower for this window", "err", err)
 	}
 	if ref := h.stateRefusal(c); ref != nil {
 		return c, ref
@@ -91,15 +137,30 @@ func (h *Handler) lookup(sessionID string, r *http.Request, raw string) (store.D
 	return c, nil
 }
 
+// tooMany refuses an entry over a guess budget: the session's own (mine),
+// or one that every session shares.
+func tooMany(wait time.Duration, mine bool) *refusal {
+	msg := "Too many wrong codes. Wait a few minutes, then check the code on your device and try again."
+	if !mine {
+		msg = "Too many wrong codes have been entered here recently, by everyone together. Try again in " + pageDuration(wait) + "."
+	}
+	return &refusal{status: http.StatusTooManyRequests, msg: msg, retryAfter: max(wait, time.Second)}
+}
+
+// unavailable refuses an entry the store could not count or look up.
+func unavailable() *refusal {
+	return &refusal{status: http.StatusServiceUnavailable, msg: "ghbroker cannot check codes right now. Nothing was approved; please try again in a few seconds.", retryAfter: storeRetryAfter}
+}
+
 // stateRefusal says why a found code can no longer be approved.
 func (h *Handler) stateRefusal(c store.DeviceCode) *refusal {
 	switch {
 	case !h.now().Before(c.Deadline):
-		return &refusal{http.StatusGone, "This code has expired. Start the sign-in on your device again to get a new one."}
+		return &refusal{status: http.StatusGone, msg: "This code has expired. Start the sign-in on your device again to get a new one."}
 	case c.Status == store.DeviceApproved || c.Status == store.DeviceRedeemed:
-		return &refusal{http.StatusGone, "This code was already used. Start the sign-in on your device again if you need to."}
+		return &refusal{status: http.StatusGone, msg: "This code was already used. Start the sign-in on your device again if you need to."}
 	case c.Status == store.DeviceDenied:
-		return &refusal{http.StatusGone, "This request was denied. Start the sign-in on your device again if that was a mistake."}
+		return &refusal{status: http.StatusGone, msg: "This request was denied. Start the sign-in on your device again if that was a mistake."}
 	}
 	return nil
 }
@@ -136,7 +197,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, sess *claims.Cl
 		return
 	}
 	raw := r.PostForm.Get("user_code")
-	c, ref := h.lookup(sess.SessionID, r, raw)
+	c, ref := h.lookup(r, sess.SessionID, raw)
 	if ref != nil {
 		data.UserCode, data.Message = raw, ref.msg
 		h.renderRefusal(w, r, ref, data)
@@ -187,8 +248,8 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, sess *claims.Cl
 var errDecided = errors.New("device: code no longer pending")
 
 func (h *Handler) renderRefusal(w http.ResponseWriter, r *http.Request, ref *refusal, data web.Device) {
-	if ref.status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "120")
+	if ref.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((ref.retryAfter+time.Second-1)/time.Second)))
 	}
 	h.render(w, r, ref.status, data)
 }

@@ -40,10 +40,13 @@ const (
 	retention = 10 * time.Minute
 )
 
-// Store is the persistence the device flow uses.
+// Store is the persistence the device flow uses. Its counters keep the
+// deployment's budget of wrong user codes (Limits): on a store that
+// replicas share, one budget for all of them.
 type Store interface {
 	store.DeviceCodeStore
 	store.SecretStore
+	store.CounterStore
 }
 
 // Client is a static client (the same registry entries as broker/oidc's).
@@ -56,13 +59,14 @@ type Config struct {
 	Issuer string
 	// Sessions reads the approving person's sign-in session.
 	Sessions *session.Manager
-	// Store keeps device records and the key of the approval form's CSRF
-	// tokens.
+	// Store keeps device records, the key of the approval form's CSRF
+	// tokens and the deployment's count of wrong user codes.
 	Store Store
 	// Clients are the static clients; only those that list the
 	// device_code grant may use it.
 	Clients []Client
-	// Limits bounds wrong user-code entries. Zero: DefaultLimits.
+	// Limits bounds wrong user-code entries. A zero field (a zero pair:
+	// burst and refill, limit and window) takes DefaultLimits' value.
 	Limits Limits
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -78,6 +82,7 @@ type Handler struct {
 	store    Store
 	clients  *oauth.Clients
 	guesses  *limiter
+	budget   *budget
 	pages    *page.Renderer
 	now      func() time.Time
 	log      *slog.Logger
@@ -105,11 +110,9 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	lim := cfg.Limits
-	if lim == (Limits{}) {
-		lim = DefaultLimits
-	}
+	lim := cfg.Limits.withDefaults()
 	h.guesses = newLimiter(lim, h.now)
+	h.budget = &budget{counters: cfg.Store, limit: lim.DeploymentLimit, window: lim.DeploymentWindow, now: h.now}
 	if h.pages, err = page.NewRenderer(h.log); err != nil {
 		return nil, err
 	}

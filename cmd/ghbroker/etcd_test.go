@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/ghbroker/ghbroker/revocation"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghbroker/ghbroker/broker/device"
 	"github.com/ghbroker/ghbroker/internal/config"
+	"github.com/ghbroker/ghbroker/revocation"
+	"github.com/ghbroker/ghbroker/store"
 	"github.com/ghbroker/ghbroker/store/etcd/etcdtest"
 )
 
@@ -195,5 +197,65 @@ func TestEtcdReplicasShareRevocations(t *testing.T) {
 	}
 	if apps[1].revocations.Revoked("583231", "", before) {
 		t.Error("a token minted at the revocation's instant is refused")
+	}
+}
+
+// TestEtcdReplicasShareDeviceBudget: the device handler that serve builds
+// counts wrong user codes in the engine's store, so two replicas on one
+// etcd prefix spend one deployment-wide budget (device.DefaultLimits: 60
+// per minute) between them, whichever one and whichever session enters the
+// codes.
+func TestEtcdReplicasShareDeviceBudget(t *testing.T) {
+	srv := etcdtest.Start(t)
+	prefix := srv.Prefix()
+	var addrs, cfgs []string
+	for range 2 {
+		addrs = append(addrs, freeAddr(t))
+		cfgs = append(cfgs, writeEtcdConfig(t, t.TempDir(), addrs[len(addrs)-1], srv.Endpoints(), prefix, ""))
+	}
+	apps := []*app{startAppFrom(t, cfgs[0]), startAppFrom(t, cfgs[1])}
+	lim := device.DefaultLimits
+	// Signed-in browsers: session tokens minted by each replica's session
+	// manager (each has an issuer of its own here), a few entries per
+	// session, well within each session's and each replica's bucket.
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cookie := func(replica, i int) string {
+		tok, err := apps[replica].sessions.Mint(store.Session{ID: fmt.Sprintf("sid-%d", i), Subject: "583231", Login: "octocat", Expires: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "_ghbroker=" + tok
+	}
+	enter := func(replica, session, n int) *http.Response {
+		a := device.Alphabet
+		code := fmt.Sprintf("BBBB-BB%c%c", a[n/20%20], a[n%20]) // no code of these has been issued
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addrs[replica]+"/device?user_code="+code, nil)
+		req.Header.Set("Cookie", cookie(replica, session))
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// The budget is per minute: start early in one, so that the entries
+	// below all fall in it.
+	if left := time.Until(time.Now().Truncate(lim.DeploymentWindow).Add(lim.DeploymentWindow)); left < 10*time.Second {
+		time.Sleep(left + 100*time.Millisecond)
+	}
+	window := time.Now().Truncate(lim.DeploymentWindow)
+	for n := range lim.DeploymentLimit {
+		if resp := enter(n%2, n/4, n); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("wrong code %d on replica %d = %s, want 404", n, n%2, resp.Status)
+		}
+	}
+	for replica := range 2 {
+		resp := enter(replica, 1000+replica, 9999)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("replica %d past the deployment's budget = %s (Retry-After %q), want 429 with Retry-After", replica, resp.Status, resp.Header.Get("Retry-After"))
+		}
+	}
+	if now := time.Now().Truncate(lim.DeploymentWindow); !now.Equal(window) {
+		t.Fatalf("the test crossed into the next window (%s → %s); it cannot judge the count", window, now)
 	}
 }

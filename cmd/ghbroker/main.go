@@ -66,8 +66,9 @@ commands:
   authz --issuer URL --config FILE
                                stateless authorization replica (keys from the issuer's JWKS)
   check-config --config FILE   validate a config file
-  token --issuer URL --client-id ID [--id-token|--exec-credential] [--logout]
+  token --issuer URL --client-id ID [--client-secret-file FILE] [--id-token|--exec-credential] [--logout]
                                sign a command line in (device flow) and print a token
+                               (a confidential client's secret: GHBROKER_CLIENT_SECRET or the file)
   keys list --config FILE      show the signing keys
   keys rotate --config FILE    rotate the signing keys now
   sessions list --config FILE [--user LOGIN]

@@ -190,6 +190,10 @@ func buildApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, ao a
 		return nil, err
 	}
 	clients := oidcClients(cfg.Clients)
+	// The device flow counts wrong user codes in the store, deployment-wide
+	// on etcd: store.CounterStore is part of store.Store, so the engine
+	// wrapper carries it (unlike an optional interface such as
+	// store.RevocationWatcher, which it would hide).
 	dev, err := device.New(ctx, device.Config{
 		Issuer: cfg.Issuer, Sessions: sessions, Store: st, Clients: clients, Logger: logger,
 	})

@@ -25,18 +25,25 @@ const tokenEarly = time.Minute
 // tokenFlags are the flags of `ghbroker token`.
 type tokenFlags struct {
 	issuer, clientID, scope, cacheDir    string
+	clientSecret, clientSecretFile       string
 	idToken, noBrowser, execCred, logout bool
 }
 
 // cmdToken signs a command line in with the device authorization grant
 // (RFC 8628) and prints a token: the access token, the ID token with
 // --id-token, or a Kubernetes ExecCredential with --exec-credential. Tokens
-// are cached; the next run reuses them or refreshes them silently.
+// are cached; the next run reuses them or refreshes them silently. A
+// confidential client gives its secret (GHBROKER_CLIENT_SECRET,
+// --client-secret-file or --client-secret), sent as the issuer's discovery
+// says: client_secret_basic, or client_secret_post when only that is
+// listed.
 func cmdToken(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "token")
 	var f tokenFlags
 	fs.StringVar(&f.issuer, "issuer", "", "the broker's issuer URL (required)")
 	fs.StringVar(&f.clientID, "client-id", "", "an OIDC client with the device_code grant (required)")
+	fs.StringVar(&f.clientSecretFile, "client-secret-file", "", "a file holding the secret of a confidential client ("+clientSecretEnv+" wins over it)")
+	fs.StringVar(&f.clientSecret, "client-secret", "", "the secret of a confidential client; other users see it in ps: prefer --client-secret-file or "+clientSecretEnv)
 	fs.StringVar(&f.scope, "scope", "openid profile email groups offline_access", "scopes to ask for")
 	fs.BoolVar(&f.idToken, "id-token", false, "print the ID token instead of the access token")
 	fs.BoolVar(&f.noBrowser, "no-browser", false, "do not open a browser; only print the URL and code")
@@ -50,6 +57,10 @@ func cmdToken(ctx context.Context, e env, args []string) error {
 		return usageErr("token: --issuer and --client-id are required")
 	}
 	f.issuer = strings.TrimSuffix(f.issuer, "/")
+	secret, note, err := clientSecret(e, f)
+	if err != nil {
+		return err
+	}
 	if f.cacheDir == "" {
 		dir, err := userCacheDir(e)
 		if err != nil {
@@ -57,7 +68,10 @@ func cmdToken(ctx context.Context, e env, args []string) error {
 		}
 		f.cacheDir = filepath.Join(dir, "ghbroker")
 	}
-	t := &tokenRun{e: e, f: f, http: cliHTTPClient()}
+	t := &tokenRun{e: e, f: f, http: cliHTTPClient(), secret: secret}
+	if note != "" {
+		t.say(note)
+	}
 	t.cache = newTokenCache(f.cacheDir, f.issuer, f.clientID, f.scope)
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, t.http)
 	if f.logout {
@@ -100,6 +114,8 @@ type tokenRun struct {
 	f     tokenFlags
 	http  *http.Client
 	cache tokenCache
+	// secret is the confidential client's secret; "" for a public client.
+	secret string
 }
 
 // providerMeta is what the command reads of the discovery document.
@@ -108,6 +124,11 @@ type providerMeta struct {
 	TokenEndpoint      string `json:"token_endpoint"`
 	DeviceEndpoint     string `json:"device_authorization_endpoint"`
 	RevocationEndpoint string `json:"revocation_endpoint"`
+	// TokenAuthMethods are how clients may authenticate at /token, and
+	// so at the device authorization endpoint (RFC 8628 §3.1).
+	TokenAuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+	// RevocationAuthMethods are how clients may authenticate at /revoke.
+	RevocationAuthMethods []string `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 // discover reads the issuer's discovery document.
@@ -134,11 +155,37 @@ func (t *tokenRun) discover(ctx context.Context) (providerMeta, error) {
 	return m, nil
 }
 
-func (t *tokenRun) oauthConfig(m providerMeta) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID: t.f.clientID, Scopes: strings.Fields(t.f.scope),
-		Endpoint: oauth2.Endpoint{TokenURL: m.TokenEndpoint, DeviceAuthURL: m.DeviceEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+// oauthConfig is the client at the issuer m describes. A public client
+// names itself in the form; a confidential one authenticates as the
+// issuer's discovery says.
+func (t *tokenRun) oauthConfig(m providerMeta) (*oauth2.Config, error) {
+	style := oauth2.AuthStyleInParams
+	if t.secret != "" {
+		var err error
+		if style, err = authStyle("token endpoint", m.TokenAuthMethods); err != nil {
+			return nil, runtimeErr(fmt.Errorf("token: %w", err))
+		}
 	}
+	return &oauth2.Config{
+		ClientID: t.f.clientID, ClientSecret: t.secret, Scopes: strings.Fields(t.f.scope),
+		Endpoint: oauth2.Endpoint{TokenURL: m.TokenEndpoint, DeviceAuthURL: m.DeviceEndpoint, AuthStyle: style},
+	}, nil
+}
+
+// deviceAuth asks the device authorization endpoint for a code,
+// authenticating the way the client does at /token (RFC 8628 §3.1):
+// oauth2 sends only client_id there.
+func (t *tokenRun) deviceAuth(ctx context.Context, conf *oauth2.Config) (*oauth2.DeviceAuthResponse, error) {
+	switch {
+	case t.secret == "":
+	case conf.Endpoint.AuthStyle == oauth2.AuthStyleInHeader:
+		c := *t.http
+		c.Transport = basicAuth{base: t.http.Transport, id: t.f.clientID, secret: t.secret}
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, &c)
+	default:
+		return conf.DeviceAuth(ctx, oauth2.SetAuthURLParam("client_secret", t.secret))
+	}
+	return conf.DeviceAuth(ctx)
 }
 
 func (t *tokenRun) say(msg string) { fmt.Fprintln(t.e.stderr, "ghbroker:", msg) }
@@ -157,20 +204,27 @@ func (t *tokenRun) token(ctx context.Context) (cachedToken, error) {
 	if err != nil {
 		return cachedToken{}, err
 	}
-	conf := t.oauthConfig(m)
+	conf, err := t.oauthConfig(m)
+	if err != nil {
+		return cachedToken{}, err
+	}
 	if cached.RefreshToken != "" {
 		tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: cached.RefreshToken}).Token()
 		if err == nil {
 			return t.keep(tok, cached.RefreshToken)
 		}
-		if _, ok := errors.AsType[*oauth2.RetrieveError](err); !ok {
+		re, ok := errors.AsType[*oauth2.RetrieveError](err)
+		switch {
+		case !ok:
 			return cachedToken{}, runtimeErr(fmt.Errorf("token: refreshing: %w", err))
+		case re.ErrorCode == "invalid_client":
+			return cachedToken{}, t.refused("refreshing", err) // a new sign-in would be refused too
 		}
 		t.say("the cached sign-in can no longer be refreshed; signing in again")
 	}
-	da, err := conf.DeviceAuth(ctx)
+	da, err := t.deviceAuth(ctx, conf)
 	if err != nil {
-		return cachedToken{}, runtimeErr(fmt.Errorf("token: starting the device sign-in: %s", oauthMessage(err)))
+		return cachedToken{}, t.refused("starting the device sign-in", err)
 	}
 	fmt.Fprintf(t.e.stderr, "To sign in, open %s and enter the code %s\n", da.VerificationURI, da.UserCode)
 	if da.VerificationURIComplete != "" {
@@ -181,7 +235,7 @@ func (t *tokenRun) token(ctx context.Context) (cachedToken, error) {
 	}
 	tok, err := conf.DeviceAccessToken(ctx, da)
 	if err != nil {
-		return cachedToken{}, runtimeErr(fmt.Errorf("token: the device sign-in did not complete: %s", oauthMessage(err)))
+		return cachedToken{}, t.refused("the device sign-in did not complete", err)
 	}
 	return t.keep(tok, "")
 }
@@ -276,12 +330,19 @@ func (t *tokenRun) revoke(ctx context.Context, refresh string) error {
 	if m.RevocationEndpoint == "" {
 		return errors.New("the issuer has no revocation endpoint")
 	}
+	methods := m.RevocationAuthMethods
+	if len(methods) == 0 {
+		methods = m.TokenAuthMethods
+	}
+	style, err := authStyle("revocation endpoint", methods)
+	if err != nil && t.secret != "" {
+		return err
+	}
 	form := url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}, "client_id": {t.f.clientID}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.RevocationEndpoint, strings.NewReader(form.Encode()))
+	req, err := formRequest(ctx, m.RevocationEndpoint, form, style, t.f.clientID, t.secret)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := t.http.Do(req)
 	if err != nil {
 		return err

@@ -62,6 +62,9 @@ var (
 	bucketRevocations = []byte("revocations")
 	// bucketUserCodes indexes device_codes by user code (see userCodeEntry).
 	bucketUserCodes = []byte("device_user_codes")
+	// bucketCounters holds store.Counter records (the deployment's budget
+	// of wrong device user codes), swept like every expiring record.
+	bucketCounters = []byte("counters")
 
 	keySchemaVersion = []byte("schema_version")
 	keyKeys          = []byte("keys")
@@ -69,7 +72,7 @@ var (
 
 // expiringBuckets returns the buckets whose records expire.
 func expiringBuckets() [][]byte {
-	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies, bucketDevices, bucketUserCodes, bucketDeliveries, bucketRevocations}
+	return [][]byte{bucketSessions, bucketLogins, bucketCodes, bucketFamilies, bucketDevices, bucketUserCodes, bucketDeliveries, bucketRevocations, bucketCounters}
 }
 
 // Options configures Open.

@@ -107,3 +107,19 @@ func TestSweepUndecodable(t *testing.T) {
 		t.Errorf("GetSession(junk) = %v, want a decoding error", err)
 	}
 }
+
+// TestCountersInOlderFile: a file written before the counters bucket
+// existed gets it at Open, and its counters are swept like any record.
+func TestCountersInOlderFile(t *testing.T) {
+	path := validStore(t)
+	rawUpdate(t, path, func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("counters")) })
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := open(t, path, bolt.Options{Now: func() time.Time { return now }})
+	defer mustClose(t, s)
+	if n, ok, err := s.AddToCounter(t.Context(), "w", 1, 5, now.Add(time.Minute)); err != nil || n != 1 || !ok {
+		t.Fatalf("AddToCounter in an older file = %d, %v, %v; want 1, true, nil", n, ok, err)
+	}
+	if n, err := s.Sweep(t.Context(), now.Add(time.Minute+time.Nanosecond)); err != nil || n != 1 {
+		t.Errorf("Sweep = %d, %v; want the counter, nil", n, err)
+	}
+}

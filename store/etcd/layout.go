@@ -18,6 +18,7 @@ import (
 //	P families/ID             a refresh family
 //	P devices/ID              a device code
 //	P user_codes/USER_CODE    {"device_code_id":…}, on the device code's lease
+//	P counters/ID             a store.Counter   (lease: its expiry; counters.go)
 //
 // Ids and names are path-escaped. Every value but the schema key is an
 // envelope {"v":1,"r":RECORD}, so that a later layout can change a kind's
@@ -35,6 +36,8 @@ const (
 	kindDeliveries = "deliveries"
 	// kindRevocations is the revocation set, one entry a key on its lease.
 	kindRevocations = "revocations"
+	// kindCounters are store.Counter records, each on its own lease.
+	kindCounters = "counters"
 )
 
 // recordVersion is the envelope version this package writes.
@@ -63,7 +66,7 @@ func (s *Store) ours(key string) bool {
 		return false
 	}
 	switch kind {
-	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets, kindDeliveries, kindRevocations:
+	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets, kindDeliveries, kindRevocations, kindCounters:
 		return true
 	}
 	return false

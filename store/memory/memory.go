@@ -55,6 +55,7 @@ const (
 	deviceCodes   table = "device code"
 	deliveries    table = "delivery"
 	revocations   table = "revocation"
+	counters      table = "counter"
 	// userCodes indexes deviceCodes: its id is the user code, and its data
 	// the device code's id.
 	userCodes table = "user code"
@@ -82,7 +83,7 @@ func New(opts Options) *Store {
 		now:    now,
 		secret: map[string][]byte{},
 		tables: map[table]map[string]row{
-			sessions: {}, deliveries: {}, revocations: {}, authCodes: {}, refreshFamily: {},
+			sessions: {}, deliveries: {}, revocations: {}, counters: {}, authCodes: {}, refreshFamily: {},
 			deviceCodes: {}, userCodes: {},
 		},
 	}

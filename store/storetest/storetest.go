@@ -6,7 +6,8 @@
 // the store's clock, ErrNotFound and ErrAlreadyExists, update closures that
 // abort cleanly, copies rather than shared memory, read-modify-writes that
 // lose no update however many writers race (on several handles, for an
-// engine that replicas share: Replicas), single use with one winner, one
+// engine that replicas share: Replicas), counters that stop exactly at
+// their limit however many adders race, single use with one winner, one
 // key rotation per period, expiry observed (by the clock, or by the engine
 // in real time: ExpiresByLease), Sweep and Close. It does not test anything
 // engine-specific (file locking, on-disk format); each engine tests that
@@ -49,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) store.Store
 	t.Run("ListSessions", s.testListSessions)
 	t.Run("FirstDelivery", s.testFirstDelivery)
 	t.Run("Revocations", s.testRevocations)
+	t.Run("Counters", s.testCounters)
 	t.Run("Races", s.testRaces)
 	t.Run("ExpiryObserved", s.testExpiryObserved)
 	t.Run("CanceledContext", s.testCanceledContext)
@@ -211,6 +213,10 @@ func everyCall() []call {
 		}},
 		{"DeleteRefreshFamily", false, func(ctx context.Context, st store.Store) error {
 			return st.DeleteRefreshFamily(ctx, "f1")
+		}},
+		{"AddToCounter", true, func(ctx context.Context, st store.Store) error {
+			_, _, err := st.AddToCounter(ctx, "n1", 1, 10, exp)
+			return err
 		}},
 		{"Sweep", false, func(ctx context.Context, st store.Store) error {
 			_, err := st.Sweep(ctx, start)
