@@ -321,3 +321,51 @@ func TestStoreFailureRefusesClearly(t *testing.T) {
 	want(t, "wrong code once the store is back", r.enter("s1", wrongCode(5, right)), http.StatusNotFound, "No sign-in request")
 	want(t, "third wrong code", r.enter("s1", wrongCode(6, right)), http.StatusTooManyRequests, "Too many wrong codes")
 }
+
+// TestDeviceCodeFloodBounded: /device/code needs no one signed in and
+// writes a record that lives ten minutes; a flood of it is refused with
+// 429 and Retry-After once the replica's bucket is empty, writing
+// nothing, and codes flow again as the bucket refills.
+func TestDeviceCodeFloodBounded(t *testing.T) {
+	clock := aligned()
+	st := &countingCreates{Store: memory.New(memory.Options{Now: clock.Now})}
+	r := newReplica(t, st, clock, device.Limits{CodeBurst: 3, CodeRefill: time.Second})
+	post := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/device/code", strings.NewReader("client_id=cli&scope=openid"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		r.srv.ServeHTTP(rec, req)
+		return rec
+	}
+	for i := range 3 {
+		if rec := post(); rec.Code != http.StatusOK {
+			t.Fatalf("code %d of the burst: %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	for range 50 {
+		rec := post()
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" ||
+			!strings.Contains(rec.Body.String(), `"temporarily_unavailable"`) {
+			t.Fatalf("past the burst: %d Retry-After %q %s, want 429 temporarily_unavailable with Retry-After",
+				rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		}
+	}
+	if n := st.creates.Load(); n != 3 {
+		t.Errorf("the flood wrote %d device codes, want the burst's 3", n)
+	}
+	clock.Advance(time.Second)
+	if rec := post(); rec.Code != http.StatusOK {
+		t.Errorf("a second later: %d, want a new code", rec.Code)
+	}
+}
+
+// countingCreates counts the device codes written.
+type countingCreates struct {
+	*memory.Store
+	creates atomic.Int64
+}
+
+func (c *countingCreates) CreateDeviceCode(ctx context.Context, d store.DeviceCode) error {
+	c.creates.Add(1)
+	return c.Store.CreateDeviceCode(ctx, d)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/ghbroker/ghbroker/broker/internal/oauth"
 	"github.com/ghbroker/ghbroker/broker/internal/secret"
@@ -52,6 +53,10 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) (authorization, 
 	scopes, oe := c.RequestedScopes(scope)
 	if oe != nil {
 		return authorization{}, oe
+	}
+	if wait, ok := h.issued.take(); !ok {
+		return authorization{}, &oauth.Error{Code: "temporarily_unavailable", Description: "too many device authorizations right now; retry in a moment",
+			Status: http.StatusTooManyRequests, RetryAfter: max(wait, time.Second)}
 	}
 	deviceCode, userCode, err := h.create(r.Context(), c.ID, scopes)
 	if err != nil {

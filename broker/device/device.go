@@ -82,6 +82,7 @@ type Handler struct {
 	store    Store
 	clients  *oauth.Clients
 	guesses  *limiter
+	issued   *issuance
 	budget   *budget
 	pages    *page.Renderer
 	now      func() time.Time
@@ -112,6 +113,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	h.guesses = newLimiter(lim, h.now)
+	h.issued = &issuance{burst: lim.CodeBurst, refill: lim.CodeRefill, now: h.now}
 	h.budget = &budget{counters: cfg.Store, limit: lim.DeploymentLimit, window: lim.DeploymentWindow, now: h.now}
 	if h.pages, err = page.NewRenderer(h.log); err != nil {
 		return nil, err

@@ -51,6 +51,14 @@ type Limits struct {
 	DeploymentLimit int
 	// DeploymentWindow is the length of the deployment budget's windows.
 	DeploymentWindow time.Duration
+	// CodeBurst is how many device authorizations a replica creates at
+	// once, and CodeRefill how often it may create one more. A code is
+	// asked for without anyone signed in (a public client only names
+	// itself) and is a store record for CodeTTL, so this bounds what a
+	// flood of /device/code can write: CodeBurst + CodeTTL/CodeRefill live
+	// codes per replica.
+	CodeBurst  int
+	CodeRefill time.Duration
 }
 
 // DefaultLimits allow a session 5 + 600 s/120 s = 10 wrong entries over a
@@ -58,11 +66,14 @@ type Limits struct {
 // deployment 60 per minute, which is at most 11 × 60 = 660 over a code's
 // life however many replicas share the store. One session's chance of
 // hitting a given live code is 10/20^8 ≈ 3.9e-10; the deployment's
-// 660/20^8 ≈ 2.6e-8 per live code (see docs/device-flow.md).
+// 660/20^8 ≈ 2.6e-8 per live code (see docs/device-flow.md). A replica
+// creates 30 device authorizations at once and 5 a second after that: at
+// most 30 + 600 × 5 = 3,030 live codes, about 1 MB of store, per replica.
 var DefaultLimits = Limits{
 	SessionBurst: 5, SessionRefill: 2 * time.Minute,
 	GlobalBurst: 60, GlobalRefill: time.Second,
 	DeploymentLimit: 60, DeploymentWindow: time.Minute,
+	CodeBurst: 30, CodeRefill: 200 * time.Millisecond,
 }
 
 // withDefaults fills every zero field (a zero pair, for the buckets and
@@ -78,7 +89,32 @@ func (l Limits) withDefaults() Limits {
 	if l.DeploymentLimit <= 0 || l.DeploymentWindow <= 0 {
 		l.DeploymentLimit, l.DeploymentWindow = d.DeploymentLimit, d.DeploymentWindow
 	}
+	if l.CodeBurst <= 0 || l.CodeRefill <= 0 {
+		l.CodeBurst, l.CodeRefill = d.CodeBurst, d.CodeRefill
+	}
 	return l
+}
+
+// issuance is the replica's bucket of device authorizations to create.
+type issuance struct {
+	burst  int
+	refill time.Duration
+	now    func() time.Time
+
+	mu sync.Mutex
+	b  bucket
+}
+
+// take spends one token, or says how long until there is one.
+func (q *issuance) take() (wait time.Duration, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.b.fill(q.now(), q.burst, q.refill)
+	if w := q.b.wait(q.refill); w > 0 {
+		return w, false
+	}
+	q.b.tokens--
+	return 0, true
 }
 
 // lifetimeBudget returns the most wrong entries one session, one replica
