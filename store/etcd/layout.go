@@ -1,6 +1,8 @@
 package etcd
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -21,7 +23,8 @@ import (
 //
 // Ids and names are path-escaped. Every value but the schema key is an
 // envelope {"v":1,"r":RECORD}, so that a later layout can change a kind's
-// encoding without guessing.
+// encoding without guessing; an expiring record's envelope also holds a
+// nonce, "n".
 
 // Kinds of record, each a directory under the prefix.
 const (
@@ -87,6 +90,18 @@ func parseSchema(raw []byte) (int, error) {
 type envelope struct {
 	V int             `json:"v"`
 	R json.RawMessage `json:"r"`
+	// N is a random nonce, new for every write of a record, so that a
+	// writer whose answer was lost recognises its own value when it reads
+	// the key back, even when another writer stored the same record (two
+	// replicas recording one webhook delivery). Readers ignore it.
+	N string `json:"n,omitempty"`
+}
+
+// nonce returns 72 random bits, base64url: the randomness of this package.
+func nonce() string {
+	var b [9]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // header is the part of every expiring record the store reads itself.
@@ -95,7 +110,7 @@ type header struct {
 	Expires time.Time `json:"expires"`
 }
 
-// encode returns v in its envelope, and its header.
+// encode returns v in its envelope, with a fresh nonce, and its header.
 func encode(v any) (string, header, error) {
 	r, err := json.Marshal(v)
 	if err != nil {
@@ -105,7 +120,7 @@ func encode(v any) (string, header, error) {
 	if err := json.Unmarshal(r, &h); err != nil {
 		return "", header{}, invalid("encode record: %v", err)
 	}
-	data, err := json.Marshal(envelope{V: recordVersion, R: r})
+	data, err := json.Marshal(envelope{V: recordVersion, R: r, N: nonce()})
 	if err != nil {
 		return "", header{}, invalid("encode record: %v", err)
 	}

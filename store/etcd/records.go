@@ -172,7 +172,8 @@ func (s *Store) create(ctx context.Context, kind string, v any) error {
 // createAll puts values at keys, all on one lease for expires, in one
 // transaction, provided every key is absent or holds a record that expired
 // by the store's clock; store.ErrAlreadyExists when one holds a live
-// record.
+// record. Each value carries a nonce (see encode), so that finding
+// values[0] at keys[0] means this call wrote it.
 func (s *Store) createAll(ctx context.Context, keys, values []string, expires time.Time) error {
 	l := &lease{s: s}
 	defer l.release(ctx)
@@ -197,12 +198,12 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 		switch {
 		case transient(err):
 			// Done or not? The transaction is atomic: read the first key
-			// back; our value on our lease means it committed.
+			// back; our value there means it committed.
 			kv, rerr := s.getKV(ctx, keys[0])
 			if rerr != nil {
 				return err
 			}
-			if kv != nil && clientv3.LeaseID(kv.Lease) == id && string(kv.Value) == values[0] {
+			if kv != nil && string(kv.Value) == values[0] {
 				resp, err = &clientv3.TxnResponse{Succeeded: true}, nil
 				break
 			}
@@ -234,6 +235,12 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 			for i := range keys {
 				current = append(current, elseKV(resp, i))
 			}
+		}
+		if kv := current[0]; kv != nil && string(kv.Value) == values[0] {
+			// An earlier attempt, whose answer was lost, committed after
+			// all.
+			l.used = true
+			return nil
 		}
 		dead = dead[:0]
 		for i, k := range keys {
