@@ -15,11 +15,13 @@ import (
 //	P schema                  {"version":1}
 //	P keys                    the key set (no lease)
 //	P secrets/NAME            a secret (no lease)
-//	P sessions/ID             a session         (lease: its expiry)
+//	P sessions/ID             a session         (lease: shared, see leases.go)
 //	P codes/ID                an authorization code
 //	P families/ID             a refresh family
 //	P devices/ID              a device code
 //	P user_codes/USER_CODE    {"device_code_id":…}, on the device code's lease
+//	P deliveries/ID           a webhook delivery id
+//	P revocations/ID          a revocation entry
 //
 // Ids and names are path-escaped. Every value but the schema key is an
 // envelope {"v":1,"r":RECORD}, so that a later layout can change a kind's
@@ -34,9 +36,9 @@ const (
 	kindDevices   = "devices"
 	kindUserCodes = "user_codes"
 	kindSecrets   = "secrets"
-	// kindDeliveries are GitHub webhook delivery ids, on their own leases.
+	// kindDeliveries are GitHub webhook delivery ids, on leases.
 	kindDeliveries = "deliveries"
-	// kindRevocations is the revocation set, one entry a key on its lease.
+	// kindRevocations is the revocation set, one entry a key, on leases.
 	kindRevocations = "revocations"
 )
 
@@ -92,7 +94,8 @@ type envelope struct {
 	R json.RawMessage `json:"r"`
 	// N is a random nonce, new for every write of a record, so that a
 	// writer whose answer was lost recognises its own value when it reads
-	// the key back, even when another writer stored the same record (two
+	// the key back: records share leases (see leases.go), so the lease no
+	// longer tells, and two writers may store the same record (two
 	// replicas recording one webhook delivery). Readers ignore it.
 	N string `json:"n,omitempty"`
 }
