@@ -185,6 +185,34 @@ func TestLeasesFew(t *testing.T) {
 	}
 }
 
+// TestOneRaftEntryPerCreate: creating a record is one raft entry (it was
+// two: a lease grant, then the put), as etcd's raft index counts.
+func TestOneRaftEntryPerCreate(t *testing.T) {
+	c := rawClient(t)
+	st := open(t, etcd.Options{})
+	defer st.Close()
+	index := func() uint64 {
+		t.Helper()
+		resp, err := c.Status(t.Context(), server.Endpoints()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.RaftIndex
+	}
+	exp := time.Now().Add(time.Hour)
+	session(t, st, "first", exp) // grants the bucket's lease
+	const n = 100
+	before := index()
+	for i := range n {
+		session(t, st, fmt.Sprint("s", i), exp)
+	}
+	// A little slack: leases of earlier tests may expire meanwhile, each
+	// a raft entry too.
+	if got := index() - before; got > n+10 {
+		t.Errorf("%d creates wrote %d raft entries, want about %d", n, got, n)
+	}
+}
+
 // TestLeaseGrantedOnce: of many concurrent creates in one bucket, one
 // grants the lease and all use it.
 func TestLeaseGrantedOnce(t *testing.T) {
