@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // etcdPath is Debian's etcd-server, which scripts/test installs.
@@ -119,4 +123,29 @@ func (c *etcdCluster) endpoints() []string {
 		out = append(out, m.client)
 	}
 	return out
+}
+
+// raftIndex returns the highest raft index of the members that answer:
+// how many entries (puts, transactions, lease grants and revocations…)
+// the cluster has written.
+func (c *etcdCluster) raftIndex() uint64 {
+	c.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cli.Close()
+	var idx uint64
+	for _, ep := range c.endpoints() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := cli.Status(ctx, ep)
+		cancel()
+		if err == nil {
+			idx = max(idx, st.RaftIndex)
+		}
+	}
+	if idx == 0 {
+		c.t.Fatal("no etcd member answered its status")
+	}
+	return idx
 }

@@ -30,7 +30,14 @@ func TestHABench(t *testing.T) {
 			h := startHABroker(t, engine)
 			rr := func(string) string { return "" }
 			// Sign-ins: /login → GitHub emulator → /callback → home.
+			// raft counts the entries etcd writes during a phase.
+			raft := func() uint64 { return 0 }
+			if h.etcd != nil {
+				raft = h.etcd.raftIndex
+			}
+			r0 := raft()
 			signIns := run(t, workers, dur, func() error { return h.signIn(newHAClient(h.issuer, rr)) })
+			signInRaft := raft() - r0
 			// Refreshes: each worker rotates its own family.
 			var families [workers]string
 			for i := range families {
@@ -49,6 +56,7 @@ func TestHABench(t *testing.T) {
 			for i := range clients {
 				clients[i] = newHAClient(h.issuer, rr)
 			}
+			r0 = raft()
 			refreshes := runIndexed(t, workers, dur, func(i int) error {
 				next.Add(1)
 				tok, err := h.token(clients[i], url.Values{"grant_type": {"refresh_token"}, "refresh_token": {families[i]}})
@@ -58,21 +66,32 @@ func TestHABench(t *testing.T) {
 				families[i] = tok["refresh_token"].(string)
 				return nil
 			})
+			refreshRaft := raft() - r0
 			msg := fmt.Sprintf("%s (%d replicas): %.0f sign-ins/s, %.0f refreshes/s (%d workers, %s each)",
-				engine, len(h.replicas), signIns, refreshes, workers, dur)
+				engine, len(h.replicas), signIns.perSec, refreshes.perSec, workers, dur)
+			if h.etcd != nil {
+				msg += fmt.Sprintf("; raft entries per sign-in %.2f, per refresh %.2f",
+					float64(signInRaft)/float64(signIns.ops), float64(refreshRaft)/float64(refreshes.ops))
+			}
 			t.Log(msg)
 			fmt.Println("BENCH", msg)
 		})
 	}
 }
 
-// run calls op from workers goroutines for dur and returns completed
-// operations per second; any error fails the test.
-func run(t *testing.T, workers int, dur time.Duration, op func() error) float64 {
+// rate is what a benchmark phase completed.
+type rate struct {
+	ops    int64
+	perSec float64
+}
+
+// run calls op from workers goroutines for dur and returns the operations
+// completed; any error fails the test.
+func run(t *testing.T, workers int, dur time.Duration, op func() error) rate {
 	return runIndexed(t, workers, dur, func(int) error { return op() })
 }
 
-func runIndexed(t *testing.T, workers int, dur time.Duration, op func(worker int) error) float64 {
+func runIndexed(t *testing.T, workers int, dur time.Duration, op func(worker int) error) rate {
 	t.Helper()
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -90,5 +109,5 @@ func runIndexed(t *testing.T, workers int, dur time.Duration, op func(worker int
 		})
 	}
 	wg.Wait()
-	return float64(done.Load()) / time.Since(began).Seconds()
+	return rate{ops: done.Load(), perSec: float64(done.Load()) / time.Since(began).Seconds()}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ghbroker/ghbroker/store"
@@ -122,31 +124,71 @@ func collect[T any](s *Store, out *[]T) func(raw []byte) error {
 }
 
 // Import writes every record of snap, replacing records with the same ids.
-// Each expiring record gets a lease of its remaining lifetime (a device
-// code shares its lease with its user-code index entry). It is not one
-// transaction: an interrupted import leaves some records written, and
-// running it again completes it.
+// Each expiring record goes on the pooled lease of its expiry (see
+// leases.go; a device code shares its lease with its user-code index
+// entry). It is not one transaction: an interrupted import leaves some
+// records written, and running it again completes it.
 func (s *Store) Import(ctx context.Context, snap store.Snapshot) error {
 	if s.closed.Load() {
 		return errClosed
 	}
-	var ops []clientv3.Op
+	// A batch of puts is written in one transaction; its leases are
+	// taken when it is written, so that a lease revoked meanwhile is
+	// replaced (once) rather than failing the import.
+	type puts struct {
+		keys, values []string
+		// expires, when set, puts the keys on one pooled lease.
+		expires time.Time
+	}
+	var batch []puts
+	ops := 0
 	flush := func() error {
-		if len(ops) == 0 {
+		defer func() { batch, ops = batch[:0], 0 }()
+		if len(batch) == 0 {
 			return nil
 		}
-		_, err := s.cli.Txn(ctx).Then(ops...).Commit()
-		ops = ops[:0]
-		return err
-	}
-	add := func(op clientv3.Op) error {
-		ops = append(ops, op)
-		if len(ops) >= importBatch {
-			return flush()
+		leases := make([]callLease, len(batch))
+		for {
+			var txn []clientv3.Op
+			for i, p := range batch {
+				var opts []clientv3.OpOption
+				if !p.expires.IsZero() {
+					leases[i].s, leases[i].n = s, len(p.keys)
+					id, err := leases[i].get(ctx, p.expires)
+					if err != nil {
+						return err
+					}
+					opts = append(opts, clientv3.WithLease(id))
+				}
+				for j, k := range p.keys {
+					txn = append(txn, clientv3.OpPut(k, p.values[j], opts...))
+				}
+			}
+			_, err := s.cli.Txn(ctx).Then(txn...).Commit()
+			if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				return err
+			}
+			// Which lease is gone, etcd does not say: replace them all.
+			again := false
+			for i := range leases {
+				again = leases[i].gone(err) || again
+			}
+			if !again {
+				return err
+			}
 		}
+	}
+	add := func(p puts) error {
+		if ops+len(p.keys) > importBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch, ops = append(batch, p), ops+len(p.keys)
 		return nil
 	}
-	leased := func(kind string, v any, extra ...func(clientv3.LeaseID) clientv3.Op) error {
+	type kv struct{ key, value string }
+	leased := func(kind string, v any, extra ...kv) error {
 		data, h, err := encode(v)
 		if err != nil {
 			return err
@@ -157,19 +199,14 @@ func (s *Store) Import(ctx context.Context, snap store.Snapshot) error {
 		if h.Expires.Before(s.now()) {
 			return nil
 		}
-		resp, err := s.cli.Grant(ctx, s.leaseTTL(h.Expires))
-		if err != nil {
-			return err
+		p := puts{keys: []string{s.key(kind, h.ID)}, values: []string{data}, expires: h.Expires}
+		for _, e := range extra {
+			p.keys, p.values = append(p.keys, e.key), append(p.values, e.value)
 		}
-		if err := add(clientv3.OpPut(s.key(kind, h.ID), data, clientv3.WithLease(resp.ID))); err != nil {
-			return err
-		}
-		for _, op := range extra {
-			if err := add(op(resp.ID)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return add(p)
+	}
+	plain := func(key, value string) error {
+		return add(puts{keys: []string{key}, values: []string{value}})
 	}
 	err := func() error {
 		if snap.Keys != nil {
@@ -178,7 +215,7 @@ func (s *Store) Import(ctx context.Context, snap store.Snapshot) error {
 				return invalid("encode keys: %v", err)
 			}
 			data, _ := json.Marshal(envelope{V: recordVersion, R: r})
-			if err := add(clientv3.OpPut(s.keysKey(), string(data))); err != nil {
+			if err := plain(s.keysKey(), string(data)); err != nil {
 				return err
 			}
 		}
@@ -188,7 +225,7 @@ func (s *Store) Import(ctx context.Context, snap store.Snapshot) error {
 			}
 			r, _ := json.Marshal(v)
 			data, _ := json.Marshal(envelope{V: recordVersion, R: r})
-			if err := add(clientv3.OpPut(s.key(kindSecrets, name), string(data))); err != nil {
+			if err := plain(s.key(kindSecrets, name), string(data)); err != nil {
 				return err
 			}
 		}
@@ -215,10 +252,7 @@ func (s *Store) Import(ctx context.Context, snap store.Snapshot) error {
 			if r.UserCode == "" {
 				return errors.New("a device code has no user code")
 			}
-			err = leased(kindDevices, r, func(l clientv3.LeaseID) clientv3.Op {
-				return clientv3.OpPut(s.key(kindUserCodes, r.UserCode), idx, clientv3.WithLease(l))
-			})
-			if err != nil {
+			if err := leased(kindDevices, r, kv{s.key(kindUserCodes, r.UserCode), idx}); err != nil {
 				return err
 			}
 		}

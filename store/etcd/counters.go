@@ -28,9 +28,9 @@ type counterRecord struct {
 // AddToCounter adds delta to the live counter id, within 0 and limit, by
 // compare-and-swap on the key's ModRevision (a create on an absent key):
 // a writer that lost reads the winner's count and tries again, with the
-// backoff and the attempt budget of every read-modify-write here. The
-// counter lives on a lease of its own, granted when it is created for its
-// expiry, so that etcd deletes it. The read before the first attempt is
+// backoff and the attempt budget of every read-modify-write here. A new
+// counter goes on the shared lease of its expiry's bucket (leases.go), so
+// that etcd deletes it. The read before the first attempt is
 // linearizable: a call that cannot add (the budget is spent) answers from
 // it and writes nothing.
 func (s *Store) AddToCounter(ctx context.Context, id string, delta, limit int, expires time.Time) (int, bool, error) {
@@ -53,8 +53,7 @@ func (s *Store) AddToCounter(ctx context.Context, id string, delta, limit int, e
 		if err != nil {
 			return err
 		}
-		l := &lease{s: s}
-		defer l.release(ctx)
+		l := &callLease{s: s, n: 1}
 		for attempt, unsure := 1, 0; ; attempt++ {
 			c, live, err := s.liveCounter(kv, id, expires)
 			if err != nil {
@@ -116,21 +115,18 @@ func (s *Store) AddToCounter(ctx context.Context, id string, delta, limit int, e
 			case resp == nil && err == nil:
 				// Another writer's value, read back above.
 			case errors.Is(err, rpctypes.ErrLeaseNotFound):
-				// The counter's lease fired after the read (it expired):
-				// read again, and grant a fresh lease if one is needed.
-				l.release(ctx)
+				// The counter's lease fired after the read (it expired),
+				// or the pooled lease for a new one is gone: read again,
+				// and put it on a fresh lease if one is needed.
+				if !live && !l.gone(err) {
+					return err
+				}
 				if kv, err = s.getKV(ctx, key); err != nil {
 					return err
 				}
 			case err != nil:
 				return err
 			case resp.Succeeded:
-				if !live {
-					l.used = true
-					if kv != nil {
-						s.revoke(ctx, clientv3.LeaseID(kv.Lease)) // the expired counter's
-					}
-				}
 				n, added = next, true
 				return nil
 			default:

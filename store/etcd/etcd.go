@@ -7,9 +7,12 @@
 // rules that make several replicas one broker:
 //
 //   - Expiry is a lease: a record that expires is written with a lease
-//     whose TTL ends at (or just after) its Expires time, and etcd deletes
-//     it. Readers also compare Expires with the store's clock, so a record
-//     is invisible from the instant it expires. Sweep has nothing to do.
+//     whose TTL ends after its Expires time, and etcd deletes it. Records
+//     that expire close together share a lease (see leases.go), so a
+//     create is one raft write, and etcd deletes a record up to a bucket
+//     width (1 s to 5 min, a sixteenth of its lifetime) after it expired.
+//     Readers compare Expires with the store's clock, so a record is
+//     invisible from the instant it expires. Sweep has nothing to do.
 //   - A read-modify-write (every Update…) is a transaction guarded by the
 //     key's ModRevision. A writer that lost runs its closure again on the
 //     record as the winner left it, after a jittered exponential backoff,
@@ -131,6 +134,8 @@ type Store struct {
 	// instead of wasting compare-and-swap rounds on each other; CAS with
 	// retries settles contention between replicas.
 	stripes [64]chan struct{}
+	// pool holds the leases records share (see leases.go).
+	pool leasePool
 	// secretMu makes GetOrCreateSecret call its generator once per
 	// process when several goroutines find the secret missing; across
 	// processes the create transaction picks one value.
@@ -247,6 +252,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		timeout: opts.RequestTimeout, attemptTimeout: opts.AttemptTimeout, maxAttempts: opts.MaxAttempts,
 		sem: make(chan struct{}, opts.MaxInFlight), metrics: m,
 	}
+	s.pool.leases, s.pool.maxKeys, s.pool.maxLeases = map[bucketKey]*pooled{}, maxLeaseKeys, maxPooled
 	for i := range s.stripes {
 		s.stripes[i] = make(chan struct{}, 1)
 	}

@@ -1,6 +1,8 @@
 package etcd
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -13,16 +15,19 @@ import (
 //	P schema                  {"version":1}
 //	P keys                    the key set (no lease)
 //	P secrets/NAME            a secret (no lease)
-//	P sessions/ID             a session         (lease: its expiry)
+//	P sessions/ID             a session         (lease: shared, see leases.go)
 //	P codes/ID                an authorization code
 //	P families/ID             a refresh family
 //	P devices/ID              a device code
 //	P user_codes/USER_CODE    {"device_code_id":…}, on the device code's lease
-//	P counters/ID             a store.Counter   (lease: its expiry; counters.go)
+//	P deliveries/ID           a webhook delivery id
+//	P revocations/ID          a revocation entry
+//	P counters/ID             a store counter   (lease: shared; counters.go)
 //
 // Ids and names are path-escaped. Every value but the schema key is an
 // envelope {"v":1,"r":RECORD}, so that a later layout can change a kind's
-// encoding without guessing.
+// encoding without guessing; an expiring record's envelope also holds a
+// nonce, "n".
 
 // Kinds of record, each a directory under the prefix.
 const (
@@ -32,9 +37,9 @@ const (
 	kindDevices   = "devices"
 	kindUserCodes = "user_codes"
 	kindSecrets   = "secrets"
-	// kindDeliveries are GitHub webhook delivery ids, on their own leases.
+	// kindDeliveries are GitHub webhook delivery ids, on leases.
 	kindDeliveries = "deliveries"
-	// kindRevocations is the revocation set, one entry a key on its lease.
+	// kindRevocations is the revocation set, one entry a key, on leases.
 	kindRevocations = "revocations"
 	// kindCounters are store.Counter records, each on its own lease.
 	kindCounters = "counters"
@@ -90,6 +95,19 @@ func parseSchema(raw []byte) (int, error) {
 type envelope struct {
 	V int             `json:"v"`
 	R json.RawMessage `json:"r"`
+	// N is a random nonce, new for every write of a record, so that a
+	// writer whose answer was lost recognises its own value when it reads
+	// the key back: records share leases (see leases.go), so the lease no
+	// longer tells, and two writers may store the same record (two
+	// replicas recording one webhook delivery). Readers ignore it.
+	N string `json:"n,omitempty"`
+}
+
+// nonce returns 72 random bits, base64url: the randomness of this package.
+func nonce() string {
+	var b [9]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // header is the part of every expiring record the store reads itself.
@@ -98,7 +116,7 @@ type header struct {
 	Expires time.Time `json:"expires"`
 }
 
-// encode returns v in its envelope, and its header.
+// encode returns v in its envelope, with a fresh nonce, and its header.
 func encode(v any) (string, header, error) {
 	r, err := json.Marshal(v)
 	if err != nil {
@@ -108,7 +126,7 @@ func encode(v any) (string, header, error) {
 	if err := json.Unmarshal(r, &h); err != nil {
 		return "", header{}, invalid("encode record: %v", err)
 	}
-	data, err := json.Marshal(envelope{V: recordVersion, R: r})
+	data, err := json.Marshal(envelope{V: recordVersion, R: r, N: nonce()})
 	if err != nil {
 		return "", header{}, invalid("encode record: %v", err)
 	}

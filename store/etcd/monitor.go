@@ -18,6 +18,7 @@ type metrics struct {
 	conflicts     prometheus.Counter
 	exhausted     prometheus.Counter
 	transient     prometheus.Counter
+	leaseGrants   prometheus.Counter
 	leaderChanges prometheus.Counter
 	up            prometheus.Gauge
 	endpointUp    *prometheus.GaugeVec
@@ -50,6 +51,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ghbroker_store_transient_retries_total",
 			Help: "Steps etcd refused for a moment (no leader, leader changed, no connection) and the store tried again.",
 		}),
+		leaseGrants: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ghbroker_store_lease_grants_total",
+			Help: "Leases granted for expiring records; records that expire close together share one.",
+		}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ghbroker_store_etcd_leader_changes_seen_total",
 			Help: "Changes of the etcd leader this process has seen.",
@@ -64,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"endpoint"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.duration, m.failures, m.unavailable, m.conflicts, m.exhausted, m.transient, m.leaderChanges, m.up, m.endpointUp} {
+		for _, c := range []prometheus.Collector{m.duration, m.failures, m.unavailable, m.conflicts, m.exhausted, m.transient, m.leaseGrants, m.leaderChanges, m.up, m.endpointUp} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

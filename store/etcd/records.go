@@ -88,72 +88,6 @@ func (s *Store) live(kv *mvccpb.KeyValue, v any) (header, error) {
 	return h, nil
 }
 
-// leaseTTL returns the lease TTL, in seconds, for a record that expires at
-// expires: rounded up, plus a second, so that etcd never deletes a record
-// before the store's clock says it expired. etcd raises a TTL below its
-// minimum (about 1.5 election timeouts) to that minimum.
-func (s *Store) leaseTTL(expires time.Time) int64 {
-	d := expires.Sub(s.now())
-	secs := int64(d / time.Second)
-	if d%time.Second > 0 {
-		secs++
-	}
-	return max(secs, 0) + 1
-}
-
-// lease is a lease granted for one call, revoked at the end unless a
-// write attached a record to it.
-type lease struct {
-	s       *Store
-	id      clientv3.LeaseID
-	expires time.Time
-	used    bool
-}
-
-// get returns a lease for a record expiring at expires, granting one when
-// the call has none for that instant yet.
-func (l *lease) get(ctx context.Context, expires time.Time) (clientv3.LeaseID, error) {
-	if l.id != 0 && l.expires.Equal(expires) {
-		return l.id, nil
-	}
-	l.release(ctx)
-	var resp *clientv3.LeaseGrantResponse
-	err := l.s.repeat(ctx, func() error {
-		var err error
-		resp, err = within(l.s, ctx, func(c context.Context) (*clientv3.LeaseGrantResponse, error) {
-			return l.s.cli.Grant(c, l.s.leaseTTL(expires))
-		})
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	l.id, l.expires, l.used = resp.ID, expires, false
-	return l.id, nil
-}
-
-// release revokes the lease unless it was used.
-func (l *lease) release(ctx context.Context) {
-	if l.id != 0 && !l.used {
-		l.s.revoke(ctx, l.id)
-	}
-	l.id = 0
-}
-
-// revoke revokes a lease, best effort: a lease nobody revokes expires by
-// itself. A lease revoked here holds nothing live any more (each record has
-// a lease of its own, shared only with its index entries).
-func (s *Store) revoke(ctx context.Context, id clientv3.LeaseID) {
-	if id == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if _, err := s.cli.Revoke(ctx, id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		s.log.Debug("etcd store: revoking a lease failed; it will expire by itself", "lease", int64(id), "err", err)
-	}
-}
-
 // create stores v, a record of kind, unless a live record has its id.
 func (s *Store) create(ctx context.Context, kind string, v any) error {
 	op := "create " + kind
@@ -169,27 +103,28 @@ func (s *Store) create(ctx context.Context, kind string, v any) error {
 	})
 }
 
-// createAll puts values at keys, all on one lease for expires, in one
-// transaction, provided every key is absent or holds a record that expired
-// by the store's clock; store.ErrAlreadyExists when one holds a live
-// record.
+// createAll puts values at keys, all on one pooled lease for expires, in
+// one transaction, provided every key is absent or holds a record that
+// expired by the store's clock; store.ErrAlreadyExists when one holds a
+// live record. Each value carries a nonce (see encode), so that finding
+// values[0] at keys[0] means this call wrote it.
 func (s *Store) createAll(ctx context.Context, keys, values []string, expires time.Time) error {
-	l := &lease{s: s}
-	defer l.release(ctx)
-	id, err := l.get(ctx, expires)
-	if err != nil {
-		return err
-	}
+	l := &callLease{s: s, n: len(keys)}
 	cmps := make([]clientv3.Cmp, len(keys))
 	puts := make([]clientv3.Op, len(keys))
 	gets := make([]clientv3.Op, len(keys))
 	for i, k := range keys {
 		cmps[i] = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
-		puts[i] = clientv3.OpPut(k, values[i], clientv3.WithLease(id))
 		gets[i] = clientv3.OpGet(k)
 	}
-	var dead []clientv3.LeaseID
 	for attempt, unsure := 1, 0; ; attempt++ {
+		id, err := l.get(ctx, expires)
+		if err != nil {
+			return err
+		}
+		for i, k := range keys {
+			puts[i] = clientv3.OpPut(k, values[i], clientv3.WithLease(id))
+		}
 		resp, err := within(s, ctx, func(c context.Context) (*clientv3.TxnResponse, error) {
 			return s.cli.Txn(c).If(cmps...).Then(puts...).Else(gets...).Commit()
 		})
@@ -197,14 +132,13 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 		switch {
 		case transient(err):
 			// Done or not? The transaction is atomic: read the first key
-			// back; our value on our lease means it committed.
+			// back; our value there means it committed.
 			kv, rerr := s.getKV(ctx, keys[0])
 			if rerr != nil {
 				return err
 			}
-			if kv != nil && clientv3.LeaseID(kv.Lease) == id && string(kv.Value) == values[0] {
-				resp, err = &clientv3.TxnResponse{Succeeded: true}, nil
-				break
+			if kv != nil && string(kv.Value) == values[0] {
+				return nil
 			}
 			if !s.again(ctx, unsure) {
 				return err
@@ -217,17 +151,12 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 				}
 				current = append(current, kv)
 			}
-			err = nil
+		case l.gone(err):
+			// The pooled lease was revoked: once more, on a fresh one.
+			continue
 		case err != nil:
 			return err
-		}
-		if resp != nil && resp.Succeeded {
-			l.used = true
-			for _, d := range dead {
-				if d != id {
-					s.revoke(ctx, d)
-				}
-			}
+		case resp.Succeeded:
 			return nil
 		}
 		if current == nil {
@@ -235,7 +164,11 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 				current = append(current, elseKV(resp, i))
 			}
 		}
-		dead = dead[:0]
+		if kv := current[0]; kv != nil && string(kv.Value) == values[0] {
+			// An earlier attempt, whose answer was lost, committed after
+			// all.
+			return nil
+		}
 		for i, k := range keys {
 			kv := current[i]
 			if kv == nil {
@@ -249,9 +182,8 @@ func (s *Store) createAll(ctx context.Context, keys, values []string, expires ti
 				return err
 			}
 			// Expired, its lease not fired yet: replace exactly that
-			// version.
+			// version. Its lease is left alone: others may share it.
 			cmps[i] = clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)
-			dead = append(dead, clientv3.LeaseID(kv.Lease))
 		}
 		if err := s.backoff(ctx, attempt); err != nil {
 			return err
@@ -280,7 +212,8 @@ func get[T any](ctx context.Context, s *Store, kind, id string) (T, error) {
 // update runs fn on the live record id of kind and stores its result, by
 // compare-and-swap on the key's ModRevision: when another writer got there
 // first, fn runs again on what that writer stored. A changed Expires moves
-// the record to a lease of the new length.
+// the record to the pooled lease of its new bucket; the old lease, shared,
+// is left to end by itself.
 func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T, error)) error {
 	key := s.key(kind, id)
 	return s.do(ctx, "update "+kind, func(ctx context.Context) error {
@@ -293,8 +226,7 @@ func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T
 		if err != nil {
 			return err
 		}
-		l := &lease{s: s}
-		defer l.release(ctx)
+		l := &callLease{s: s, n: 1}
 		for attempt, unsure := 1, 0; ; attempt++ {
 			var old T
 			oh, err := s.live(kv, &old)
@@ -350,19 +282,22 @@ func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T
 			switch {
 			case resp == nil && err == nil:
 				// Another writer's value, read back above.
+			case leaseID != clientv3.LeaseID(kv.Lease) && errors.Is(err, rpctypes.ErrLeaseNotFound):
+				// The pooled lease of the new expiry was revoked: once
+				// more, on a fresh one.
+				if !l.gone(err) {
+					return err
+				}
+				continue
 			case errors.Is(err, rpctypes.ErrLeaseNotFound):
-				// The record's lease fired (or was revoked by a
-				// concurrent writer) after the read: read again.
+				// The record's lease fired (or was revoked) after the
+				// read: read again.
 				if kv, err = s.getKV(ctx, key); err != nil {
 					return err
 				}
 			case err != nil:
 				return err
 			case resp.Succeeded:
-				if leaseID != clientv3.LeaseID(kv.Lease) {
-					l.used = true
-					s.revoke(ctx, clientv3.LeaseID(kv.Lease))
-				}
 				return nil
 			default:
 				kv = elseKV(resp, 0)
@@ -418,7 +353,7 @@ func (s *Store) remove(ctx context.Context, kind, id string) error {
 				if resp.Responses[0].GetResponseDeleteRange().Deleted != 1 {
 					return store.ErrNotFound
 				}
-				s.revoke(ctx, clientv3.LeaseID(kv.Lease))
+				// The record's lease stays: others share it.
 				return nil
 			}
 			kv = elseKV(resp, 0)
