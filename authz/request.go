@@ -29,8 +29,8 @@ type Request struct {
 	// text/html or is absent (Emissary drops Accept unless configured),
 	// and not a WebSocket handshake.
 	Browser bool
-	// WebSocket reports a WebSocket opening handshake (RFC 6455 §4.1:
-	// Connection names "upgrade" and Upgrade names "websocket"). It is
+	// WebSocket reports a WebSocket opening handshake (RFC 6455 §4.1: a
+	// GET whose Connection names "upgrade" and Upgrade "websocket"). It is
 	// never a navigation: browsers do not follow a redirect answering a
 	// handshake, so a sign-in is asked for with 401.
 	WebSocket bool
@@ -138,6 +138,10 @@ const (
 // reads besides its URL and method, gathered by each door from its own
 // header representation.
 type clientHeaders struct {
+	// h, when set, holds the headers below, read when the method needs
+	// them (resolve): the HTTP doors, whose headers are the original
+	// request's. Without it the fields are filled (the gRPC door).
+	h                   http.Header
 	accept              []string // nil when absent
 	connection, upgrade []string
 	origin, acrm        bool // Origin, Access-Control-Request-Method present
@@ -149,11 +153,24 @@ type clientHeaders struct {
 // credentials is whether it carries Cookie or Authorization, which the
 // door has read already.
 func httpClientHeaders(h http.Header, credentials bool) clientHeaders {
-	_, origin := h[hdrOrigin]
-	_, acrm := h[hdrACRM]
-	return clientHeaders{
-		accept: h[hdrAccept], connection: h[hdrConnection], upgrade: h[hdrUpgrade],
-		origin: origin, acrm: acrm, credentials: credentials,
+	return clientHeaders{h: h, credentials: credentials}
+}
+
+// resolve reads from h what a request with method needs: Accept for a
+// navigation and Connection and Upgrade for a WebSocket handshake (GET or
+// HEAD), Origin and Access-Control-Request-Method for a preflight
+// (OPTIONS). Each lookup hashes its key, and a check runs on every
+// request.
+func (ch *clientHeaders) resolve(method string) {
+	if ch.h == nil {
+		return
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		ch.accept, ch.connection, ch.upgrade = ch.h[hdrAccept], ch.h[hdrConnection], ch.h[hdrUpgrade]
+	case http.MethodOptions:
+		_, ch.origin = ch.h[hdrOrigin]
+		_, ch.acrm = ch.h[hdrACRM]
 	}
 }
 
@@ -482,7 +499,8 @@ func buildRequest(method, scheme, hostport, uri string, ch clientHeaders) (Reque
 		return Request{}, badRequest("control character or space in the request target")
 	}
 	p, q, _ := strings.Cut(uri, "?")
-	ws := hasToken(ch.connection, "upgrade") && hasToken(ch.upgrade, "websocket")
+	ch.resolve(method)
+	ws := method == http.MethodGet && hasToken(ch.connection, "upgrade") && hasToken(ch.upgrade, "websocket")
 	return Request{
 		Method:    method,
 		Scheme:    scheme,

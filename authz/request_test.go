@@ -276,6 +276,9 @@ func TestParseHTTPRequestWebSocketAndPreflight(t *testing.T) {
 		{"preflight with a cookie", "OPTIONS", h("Origin", "https://a", "Access-Control-Request-Method", "PUT", "Cookie", "_ghbroker=x"), false, false, false},
 		{"preflight with Authorization", "OPTIONS", h("Origin", "https://a", "Access-Control-Request-Method", "PUT", "Authorization", "Bearer x"), false, false, false},
 		{"GET with CORS headers", "GET", h("Origin", "https://a", "Access-Control-Request-Method", "PUT", "Accept", "*/*"), false, false, false},
+		{"POST with WebSocket headers (a handshake is a GET)", "POST", h("Connection", "Upgrade", "Upgrade", "websocket"), false, false, false},
+		{"HEAD navigation", "HEAD", h("Accept", "text/html"), false, false, true},
+		{"HEAD with WebSocket headers", "HEAD", h("Connection", "Upgrade", "Upgrade", "websocket", "Accept", "text/html"), false, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,5 +409,19 @@ func TestFixedDialect(t *testing.T) {
 	}
 	if _, err := ParseDialect("ambassador-http"); !errors.Is(err, ErrUnknownDialect) {
 		t.Errorf("ParseDialect(unknown) = %v", err)
+	}
+}
+
+// TestValidHostName compares the one-pass host check with its definition.
+func TestValidHostName(t *testing.T) {
+	def := func(h string) bool {
+		return h != "" && len(h) <= maxHostLen && validHostChars(h) &&
+			h[0] != '.' && h[len(h)-1] != '.' && !strings.Contains(h, "..")
+	}
+	for _, h := range []string{"", ".", "..", "a", "a.", ".a", "a..b", "a.b", "A-1.example.COM", "a_b", "a b", "é.example",
+		"x.-y", strings.Repeat("a", maxHostLen), strings.Repeat("a", maxHostLen+1), "a...b", "a.b.", "1.2.3.4", "a\x00b"} {
+		if got, want := validHostName(h), def(h); got != want {
+			t.Errorf("validHostName(%q) = %v, want %v", h, got, want)
+		}
 	}
 }

@@ -77,10 +77,23 @@ func validPort(p string) bool {
 }
 
 // validHostName accepts a DNS name of letters, digits, dots and hyphens
-// with no empty label.
+// with no empty label, in one pass (it runs on every check).
 func validHostName(h string) bool {
-	return h != "" && len(h) <= maxHostLen && validHostChars(h) &&
-		h[0] != '.' && h[len(h)-1] != '.' && !strings.Contains(h, "..")
+	if h == "" || len(h) > maxHostLen || h[0] == '.' || h[len(h)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case c == '.':
+			if h[i-1] == '.' { // i > 0: h[0] is not a dot
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validURIChars rejects control characters and spaces, which no request
