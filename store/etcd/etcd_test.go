@@ -54,11 +54,19 @@ func open(t *testing.T, opts etcd.Options) *etcd.Store {
 	return s
 }
 
+// conformanceTimeout bounds each store call in the conformance suite. Its
+// races put 50 to 100 writers on one key, which the store serialises (an
+// in-process lock per key, compare-and-swap across handles): on a loaded
+// two-core CI machine the last writer can wait longer than the product's
+// 3 s default, which bounds a request's latency, not what the races test
+// (no lost update, one winner).
+const conformanceTimeout = 30 * time.Second
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-		return open(t, etcd.Options{Now: now})
+		return open(t, etcd.Options{Now: now, RequestTimeout: conformanceTimeout})
 	}, storetest.ExpiresByLease(), storetest.Replicas(func(t *testing.T, st store.Store, now func() time.Time) store.Store {
-		return open(t, etcd.Options{Prefix: st.(*etcd.Store).Prefix(), Now: now})
+		return open(t, etcd.Options{Prefix: st.(*etcd.Store).Prefix(), Now: now, RequestTimeout: conformanceTimeout})
 	}))
 }
 
