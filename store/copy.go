@@ -21,11 +21,18 @@ type Snapshot struct {
 	AuthCodes       []AuthCode
 	RefreshFamilies []RefreshFamily
 	DeviceCodes     []DeviceCode
+	// Revocations are the revocation set's live entries: without them a
+	// copy would make revoked tokens valid again until they expire.
+	Revocations []Revocation
+	// Deliveries are the webhook deliveries already applied, so that
+	// GitHub's redeliveries stay de-duplicated across the move.
+	Deliveries []Delivery
 }
 
 // Len is how many records s holds (the key set counts as one).
 func (s Snapshot) Len() int {
-	n := len(s.Secrets) + len(s.Sessions) + len(s.AuthCodes) + len(s.RefreshFamilies) + len(s.DeviceCodes)
+	n := len(s.Secrets) + len(s.Sessions) + len(s.AuthCodes) + len(s.RefreshFamilies) + len(s.DeviceCodes) +
+		len(s.Revocations) + len(s.Deliveries)
 	if s.Keys != nil {
 		n++
 	}
@@ -38,8 +45,8 @@ func (s Snapshot) Summary() string {
 	if s.Keys != nil {
 		keys = 1
 	}
-	return fmt.Sprintf("key set %d, secrets %d, sessions %d, refresh families %d, authorization codes %d, device codes %d",
-		keys, len(s.Secrets), len(s.Sessions), len(s.RefreshFamilies), len(s.AuthCodes), len(s.DeviceCodes))
+	return fmt.Sprintf("key set %d, secrets %d, sessions %d, refresh families %d, authorization codes %d, device codes %d, revocations %d, webhook deliveries %d",
+		keys, len(s.Secrets), len(s.Sessions), len(s.RefreshFamilies), len(s.AuthCodes), len(s.DeviceCodes), len(s.Revocations), len(s.Deliveries))
 }
 
 // Exporter is an engine that reads every live record at once, as of one
@@ -120,6 +127,12 @@ func firstDifference(src, dst Snapshot) string {
 	}
 	if id := missing(src.DeviceCodes, dst.DeviceCodes, func(c DeviceCode) string { return c.ID }); id != "" {
 		return "a device code differs"
+	}
+	if id := missing(src.Revocations, dst.Revocations, func(r Revocation) string { return r.ID }); id != "" {
+		return "revocation " + id + " differs"
+	}
+	if id := missing(src.Deliveries, dst.Deliveries, func(d Delivery) string { return d.ID }); id != "" {
+		return "webhook delivery " + id + " differs"
 	}
 	return ""
 }

@@ -36,16 +36,22 @@ func fill(t *testing.T, cfgPath string) store.Snapshot {
 		en.CreateRefreshFamily(ctx, store.RefreshFamily{ID: "f1", ClientID: "grafana", SessionID: "s1", CurrentHash: "h", Expires: now.Add(time.Hour)}),
 		en.CreateAuthCode(ctx, store.AuthCode{ID: "c1", SessionID: "s1", Request: store.AuthRequest{ClientID: "grafana"}, Expires: now.Add(time.Minute)}),
 		en.CreateDeviceCode(ctx, store.DeviceCode{ID: "d1", UserCode: "BCDFGHJK", ClientID: "cli", Status: store.DevicePending, Interval: 5, Deadline: now.Add(10 * time.Minute), Expires: now.Add(20 * time.Minute)}),
+		// Without its revocations a copy would let revoked tokens in again.
+		en.AddRevocation(ctx, store.Revocation{ID: "r1", Subject: "1", Before: now.UnixMilli(), Source: "operator", Expires: now.Add(time.Hour)}),
+		en.AddRevocation(ctx, store.Revocation{ID: "r-gone", Session: "old", Source: "logout", Expires: now.Add(-time.Minute)}),
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	if first, err := en.FirstDelivery(ctx, "delivery-1", now.Add(72*time.Hour)); err != nil || !first {
+		t.Fatalf("FirstDelivery: %v, %v", first, err)
+	}
 	snap, err := en.Store.(store.Exporter).Export(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snap.Sessions) != 1 || snap.Len() != 6 {
+	if len(snap.Sessions) != 1 || len(snap.Revocations) != 1 || snap.Len() != 8 {
 		t.Fatalf("source export: %s", snap.Summary())
 	}
 	return snap
@@ -99,7 +105,7 @@ func TestStoreCopy(t *testing.T) {
 		{"etcd to bolt", etcdCfg, backCfg},
 	} {
 		code, out, errs := runCmd(t, nil, "store", "copy", "--from", step.from, "--to", step.to)
-		if code != 0 || !strings.Contains(out, "sessions 1, refresh families 1, authorization codes 1, device codes 1") {
+		if code != 0 || !strings.Contains(out, "sessions 1, refresh families 1, authorization codes 1, device codes 1, revocations 1, webhook deliveries 1") {
 			t.Fatalf("%s: exit %d, %q %q", step.name, code, out, errs)
 		}
 		if d := cmp.Diff(want, exported(t, step.to)); d != "" {

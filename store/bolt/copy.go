@@ -45,7 +45,13 @@ func (s *Store) Export(ctx context.Context) (store.Snapshot, error) {
 		if err := exportBucket(tx, bucketFamilies, now, &snap.RefreshFamilies); err != nil {
 			return err
 		}
-		return exportBucket(tx, bucketDevices, now, &snap.DeviceCodes)
+		if err := exportBucket(tx, bucketDevices, now, &snap.DeviceCodes); err != nil {
+			return err
+		}
+		if err := exportBucket(tx, bucketRevocations, now, &snap.Revocations); err != nil {
+			return err
+		}
+		return exportBucket(tx, bucketDeliveries, now, &snap.Deliveries)
 	})
 	if err != nil {
 		return store.Snapshot{}, err
@@ -118,6 +124,16 @@ func (s *Store) Import(ctx context.Context, snap store.Snapshot) error {
 				return err
 			}
 			if err := tx.Bucket(bucketUserCodes).Put([]byte(r.UserCode), idx); err != nil {
+				return err
+			}
+		}
+		for _, r := range snap.Revocations {
+			if err := importRecord(tx, bucketRevocations, r); err != nil {
+				return err
+			}
+		}
+		for _, r := range snap.Deliveries {
+			if err := importRecord(tx, bucketDeliveries, r); err != nil {
 				return err
 			}
 		}

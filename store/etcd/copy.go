@@ -94,6 +94,8 @@ func (s *Store) Export(ctx context.Context) (store.Snapshot, error) {
 			{kindCodes, collect(s, &snap.AuthCodes)},
 			{kindFamilies, collect(s, &snap.RefreshFamilies)},
 			{kindDevices, collect(s, &snap.DeviceCodes)},
+			{kindRevocations, collect(s, &snap.Revocations)},
+			{kindDeliveries, collect(s, &snap.Deliveries)},
 		} {
 			if err := scan(k.kind, k.add); err != nil {
 				return err
@@ -253,6 +255,17 @@ func (s *Store) Import(ctx context.Context, snap store.Snapshot) error {
 				return errors.New("a device code has no user code")
 			}
 			if err := leased(kindDevices, r, kv{s.key(kindUserCodes, r.UserCode), idx}); err != nil {
+				return err
+			}
+		}
+		// Replicas watching the revocations see each entry put here.
+		for _, r := range snap.Revocations {
+			if err := leased(kindRevocations, r); err != nil {
+				return err
+			}
+		}
+		for _, r := range snap.Deliveries {
+			if err := leased(kindDeliveries, r); err != nil {
 				return err
 			}
 		}
