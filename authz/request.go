@@ -167,7 +167,10 @@ func (ch *clientHeaders) resolve(method string) {
 	}
 	switch method {
 	case http.MethodGet, http.MethodHead:
-		ch.accept, ch.connection, ch.upgrade = ch.h[hdrAccept], ch.h[hdrConnection], ch.h[hdrUpgrade]
+		ch.accept, ch.upgrade = ch.h[hdrAccept], ch.h[hdrUpgrade]
+		if ch.upgrade != nil { // Connection matters only beside Upgrade
+			ch.connection = ch.h[hdrConnection]
+		}
 	case http.MethodOptions:
 		_, ch.origin = ch.h[hdrOrigin]
 		_, ch.acrm = ch.h[hdrACRM]
