@@ -1,12 +1,10 @@
 package claims
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strconv"
-	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -24,7 +22,9 @@ const maxDepth = 32
 // zero. It is what encoding/json does with a *Claims, about ten times
 // faster, and stricter:
 //
-//   - member names match exactly (encoding/json also matches "ISS" to iss);
+//   - member names match exactly, and a name that matches a claim only
+//     without case ("ISS", "ſub") is refused: encoding/json would take it
+//     for the claim, another parser would not;
 //   - a claim named twice is refused (RFC 7515 §5.2 allows refusing), an
 //     unknown member named twice is ignored like any unknown member;
 //   - invalid UTF-8 is refused (encoding/json replaces it);
@@ -111,6 +111,34 @@ func (d *decoder) expect(b byte) error {
 
 // object decodes the top-level object into c.
 func (d *decoder) object(c *Claims) error {
+	return d.members(false, func(name []byte) error {
+		id := claimID(name)
+		if id < 0 && foldsToClaim(name) {
+			return ErrSyntax
+		}
+		return d.member(c, id)
+	})
+}
+
+// claimNames are the names claimID knows.
+var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time", "nonce", "azp", "at_hash",
+	"client_id", "scope", "sid", "iat_ms", "preferred_username", "name", "email", "email_verified", "picture", "groups"}
+
+// foldsToClaim reports whether name, not a claim's, matches one without
+// case (Unicode simple folding, as encoding/json matches names).
+func foldsToClaim(name []byte) bool {
+	for _, c := range claimNames {
+		if bytes.EqualFold(name, []byte(c)) {
+			return true
+		}
+	}
+	return false
+}
+
+// members reads the object at the cursor, calling each for every member
+// with the cursor on its value (names decoded unless skipping: a skipped
+// object's names are only checked).
+func (d *decoder) members(skipping bool, each func(name []byte) error) error {
 	if err := d.expect('{'); err != nil {
 		return err
 	}
@@ -122,20 +150,52 @@ func (d *decoder) object(c *Claims) error {
 		if d.next() != '"' {
 			return ErrSyntax
 		}
-		name, err := d.key()
+		var name []byte
+		var err error
+		if skipping {
+			_, _, err = d.scanStr()
+		} else {
+			name, err = d.key()
+		}
 		if err != nil {
 			return err
 		}
 		if err := d.expect(':'); err != nil {
 			return err
 		}
-		if err := d.member(c, claimID(name)); err != nil {
+		if err := each(name); err != nil {
 			return err
 		}
 		switch d.next() {
 		case ',':
 			d.i++
 		case '}':
+			d.i++
+			return nil
+		default:
+			return ErrSyntax
+		}
+	}
+}
+
+// elements reads the array at the cursor, calling each for every element
+// with the cursor on it.
+func (d *decoder) elements(each func() error) error {
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	if d.next() == ']' {
+		d.i++
+		return nil
+	}
+	for {
+		if err := each(); err != nil {
+			return err
+		}
+		switch d.next() {
+		case ',':
+			d.i++
+		case ']':
 			d.i++
 			return nil
 		default:
@@ -361,219 +421,19 @@ func (d *decoder) strings() ([]string, error) {
 	if d.null() {
 		return nil, nil
 	}
-	if err := d.expect('['); err != nil {
-		return nil, err
-	}
 	list := []string{}
-	if d.next() == ']' {
-		d.i++
-		return list, nil
-	}
-	for {
+	err := d.elements(func() error {
 		if d.next() != '"' {
-			return nil, ErrSyntax
+			return ErrSyntax
 		}
 		s, err := d.str()
-		if err != nil {
-			return nil, err
-		}
 		list = append(list, s)
-		switch d.next() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return list, nil
-		default:
-			return nil, ErrSyntax
-		}
-	}
-}
-
-// key decodes a member name without allocating when it has no escapes.
-func (d *decoder) key() ([]byte, error) {
-	raw, escaped, err := d.scanStr()
-	switch {
-	case err != nil:
+		return err
+	})
+	if err != nil {
 		return nil, err
-	case escaped:
-		s, err := unescape(raw)
-		return []byte(s), err
 	}
-	return raw[1 : len(raw)-1], nil
-}
-
-// str decodes the string starting at the current '"'. A string without
-// escapes is a slice of the payload, allocating nothing.
-func (d *decoder) str() (string, error) {
-	start := d.i
-	raw, escaped, err := d.scanStr()
-	switch {
-	case err != nil:
-		return "", err
-	case escaped:
-		return unescape(raw)
-	}
-	return d.str0[start+1 : d.i-1], nil
-}
-
-// unescape decodes a quoted string with escapes (RFC 8259 §7) exactly as
-// encoding/json does: a lone or reversed UTF-16 surrogate becomes U+FFFD.
-// scanStr has checked the bytes between the escapes.
-func unescape(raw []byte) (string, error) {
-	s := raw[1 : len(raw)-1]
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		if s[i] != '\\' {
-			out = append(out, s[i])
-			i++
-			continue
-		}
-		if i+1 >= len(s) {
-			return "", ErrSyntax
-		}
-		switch e := s[i+1]; e {
-		case '"', '\\', '/':
-			out = append(out, e)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := hex4(s[i+2:])
-			if !ok {
-				return "", ErrSyntax
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if r2, ok := hex4(s[min(i+2, len(s)):]); ok && i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
-						out = utf8.AppendRune(out, dec)
-						i += 6
-						continue
-					}
-				}
-				r = unicode.ReplacementChar
-			}
-			out = utf8.AppendRune(out, r)
-			continue
-		default:
-			return "", ErrSyntax
-		}
-		i += 2
-	}
-	return string(out), nil
-}
-
-// hex4 reads the four hex digits of a \u escape.
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
-
-// scanStr consumes the string starting at the current '"' and returns it
-// with its quotes, checking that it is valid UTF-8 without control bytes
-// and that every escape is one of RFC 8259 §7; escaped reports one.
-func (d *decoder) scanStr() (raw []byte, escaped bool, err error) {
-	start := d.i
-	d.i++ // the opening quote
-	for d.i < len(d.data) {
-		b := d.data[d.i]
-		switch {
-		case b == '"':
-			d.i++
-			return d.data[start:d.i], escaped, nil
-		case b == '\\':
-			escaped = true
-			if d.i+1 >= len(d.data) {
-				return nil, false, ErrSyntax
-			}
-			switch d.data[d.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				d.i += 2
-			case 'u':
-				if _, ok := hex4(d.data[d.i+2:]); !ok {
-					return nil, false, ErrSyntax
-				}
-				d.i += 6
-			default:
-				return nil, false, ErrSyntax
-			}
-		case b < 0x20:
-			return nil, false, ErrSyntax
-		case b < utf8.RuneSelf:
-			d.i++
-		default:
-			r, n := utf8.DecodeRune(d.data[d.i:])
-			if r == utf8.RuneError && n == 1 {
-				return nil, false, ErrSyntax
-			}
-			d.i += n
-		}
-	}
-	return nil, false, ErrSyntax
-}
-
-// number consumes a JSON number (RFC 8259 §6) and returns its literal.
-func (d *decoder) number() (string, error) {
-	d.space()
-	start := d.i
-	if d.i < len(d.data) && d.data[d.i] == '-' {
-		d.i++
-	}
-	switch {
-	case d.i < len(d.data) && d.data[d.i] == '0':
-		d.i++
-	case d.digits() == 0:
-		return "", ErrSyntax
-	}
-	if d.i < len(d.data) && d.data[d.i] == '.' {
-		d.i++
-		if d.digits() == 0 {
-			return "", ErrSyntax
-		}
-	}
-	if d.i < len(d.data) && (d.data[d.i] == 'e' || d.data[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.data) && (d.data[d.i] == '+' || d.data[d.i] == '-') {
-			d.i++
-		}
-		if d.digits() == 0 {
-			return "", ErrSyntax
-		}
-	}
-	return d.str0[start:d.i], nil
-}
-
-func (d *decoder) digits() int {
-	n := 0
-	for d.i < len(d.data) && d.data[d.i] >= '0' && d.data[d.i] <= '9' {
-		d.i++
-		n++
-	}
-	return n
+	return list, nil
 }
 
 // skip consumes and validates one value of an unknown member.
@@ -586,54 +446,9 @@ func (d *decoder) skip(depth int) error {
 		_, _, err := d.scanStr()
 		return err
 	case b == '{':
-		d.i++
-		if d.next() == '}' {
-			d.i++
-			return nil
-		}
-		for {
-			if d.next() != '"' {
-				return ErrSyntax
-			}
-			if _, _, err := d.scanStr(); err != nil {
-				return err
-			}
-			if err := d.expect(':'); err != nil {
-				return err
-			}
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
-			switch d.next() {
-			case ',':
-				d.i++
-			case '}':
-				d.i++
-				return nil
-			default:
-				return ErrSyntax
-			}
-		}
+		return d.members(true, func([]byte) error { return d.skip(depth + 1) })
 	case b == '[':
-		d.i++
-		if d.next() == ']' {
-			d.i++
-			return nil
-		}
-		for {
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
-			switch d.next() {
-			case ',':
-				d.i++
-			case ']':
-				d.i++
-				return nil
-			default:
-				return ErrSyntax
-			}
-		}
+		return d.elements(func() error { return d.skip(depth + 1) })
 	case b == '-' || (b >= '0' && b <= '9'):
 		_, err := d.number()
 		return err
