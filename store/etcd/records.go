@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -227,29 +228,47 @@ func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T
 			return err
 		}
 		l := &callLease{s: s, n: 1}
+		// pending is an attempt whose answer was lost while the record
+		// still stood at the revision it compared against: it may yet
+		// commit, so it is sent again as it was, never recomputed. A
+		// recomputation would run fn a second time, on the record as
+		// the first attempt left it if that attempt committed late (a
+		// refresh rotation would then take its own new token for a
+		// reused one).
+		var pending struct {
+			data    string
+			leaseID clientv3.LeaseID
+		}
+		// lost holds every value sent whose answer was lost: finding one
+		// of them stored means that attempt committed.
+		var lost []string
 		for attempt, unsure := 1, 0; ; attempt++ {
-			var old T
-			oh, err := s.live(kv, &old)
-			if err != nil {
-				return err
-			}
-			v, err := fn(old)
-			if err != nil {
-				return &callerError{err}
-			}
-			data, h, err := encode(v)
-			if err != nil {
-				return err
-			}
-			if h.ID != id {
-				return invalid("the update changed the record's id")
-			}
-			leaseID := clientv3.LeaseID(kv.Lease)
-			if !h.Expires.Equal(oh.Expires) {
-				if leaseID, err = l.get(ctx, h.Expires); err != nil {
+			data, leaseID := pending.data, pending.leaseID
+			if data == "" {
+				var old T
+				oh, err := s.live(kv, &old)
+				if err != nil {
 					return err
 				}
+				v, err := fn(old)
+				if err != nil {
+					return &callerError{err}
+				}
+				var h header
+				if data, h, err = encode(v); err != nil {
+					return err
+				}
+				if h.ID != id {
+					return invalid("the update changed the record's id")
+				}
+				leaseID = clientv3.LeaseID(kv.Lease)
+				if !h.Expires.Equal(oh.Expires) {
+					if leaseID, err = l.get(ctx, h.Expires); err != nil {
+						return err
+					}
+				}
 			}
+			pending.data, pending.leaseID = "", 0
 			resp, err := within(s, ctx, func(c context.Context) (*clientv3.TxnResponse, error) {
 				return s.cli.Txn(c).
 					If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
@@ -260,19 +279,21 @@ func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T
 			if transient(err) {
 				// Done or not? Read the key back: our value at a newer
 				// revision means it committed; the revision we read means
-				// it did not (try again); anything else is another
-				// writer's, as after a lost compare-and-swap.
+				// it did not yet (send it again); anything else is
+				// another writer's, as after a lost compare-and-swap.
+				lost = append(lost, data)
 				cur, rerr := s.getKV(ctx, key)
 				switch {
 				case rerr != nil:
 					return err
-				case cur != nil && cur.ModRevision != kv.ModRevision && string(cur.Value) == data:
+				case cur != nil && cur.ModRevision != kv.ModRevision && slices.Contains(lost, string(cur.Value)):
 					resp, err = &clientv3.TxnResponse{Succeeded: true}, nil
 				case cur != nil && cur.ModRevision == kv.ModRevision:
 					if !s.again(ctx, unsure) {
 						return err
 					}
 					unsure++
+					pending.data, pending.leaseID = data, leaseID
 					continue
 				default:
 					resp, err = nil, nil
@@ -301,6 +322,11 @@ func update[T any](ctx context.Context, s *Store, kind, id string, fn func(T) (T
 				return nil
 			default:
 				kv = elseKV(resp, 0)
+				if kv != nil && slices.Contains(lost, string(kv.Value)) {
+					// An attempt whose answer was lost committed after
+					// all (this one was its resending, or lost to it).
+					return nil
+				}
 			}
 			if err := s.backoff(ctx, attempt); err != nil {
 				return err
