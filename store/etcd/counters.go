@@ -54,6 +54,9 @@ func (s *Store) AddToCounter(ctx context.Context, id string, delta, limit int, e
 			return err
 		}
 		l := &callLease{s: s, n: 1}
+		// lost maps each value sent whose answer was lost to its count:
+		// finding one stored means that attempt committed, if late.
+		lost := map[string]int{}
 		for attempt, unsure := 1, 0; ; attempt++ {
 			c, live, err := s.liveCounter(kv, id, expires)
 			if err != nil {
@@ -92,14 +95,16 @@ func (s *Store) AddToCounter(ctx context.Context, id string, delta, limit int, e
 			})
 			if transient(err) {
 				// Done or not? Our value (unique by W) means it committed;
-				// the version we read means it did not (try again);
+				// the version we read means it did not yet (try again);
 				// anything else is another writer's.
+				lost[data] = next
 				cur, rerr := s.getKV(ctx, key)
 				switch {
 				case rerr != nil:
 					return err
-				case cur != nil && string(cur.Value) == data:
-					resp, err = &clientv3.TxnResponse{Succeeded: true}, nil
+				case cur != nil && isLost(lost, cur):
+					n, added = lost[string(cur.Value)], true
+					return nil
 				case sameVersion(cur, kv):
 					if !s.again(ctx, unsure) {
 						return err
@@ -131,6 +136,11 @@ func (s *Store) AddToCounter(ctx context.Context, id string, delta, limit int, e
 				return nil
 			default:
 				kv = elseKV(resp, 0)
+				if kv != nil && isLost(lost, kv) {
+					// An attempt whose answer was lost committed late.
+					n, added = lost[string(kv.Value)], true
+					return nil
+				}
 			}
 			if err := s.backoff(ctx, attempt); err != nil {
 				return err
@@ -163,4 +173,10 @@ func sameVersion(a, b *mvccpb.KeyValue) bool {
 		return a == b
 	}
 	return a.ModRevision == b.ModRevision
+}
+
+// isLost reports whether kv holds one of the values whose answer was lost.
+func isLost(lost map[string]int, kv *mvccpb.KeyValue) bool {
+	_, ok := lost[string(kv.Value)]
+	return ok
 }

@@ -89,3 +89,30 @@ func TestUpdateLostAnswerCommittedLate(t *testing.T) {
 		t.Errorf("the closure ran %d times and left %q, want once and %q", calls, got.CurrentHash, "gen-0+1")
 	}
 }
+
+// TestCounterLostAnswerCommittedLate: an add whose answer was lost and
+// which commits late is counted once.
+func TestCounterLostAnswerCommittedLate(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s, err := Open(t.Context(), Options{Endpoints: srv.Endpoints(), Prefix: srv.Prefix(), MonitorEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	exp := time.Now().Add(time.Minute)
+	if _, _, err := s.AddToCounter(t.Context(), "c", 1, 10, exp); err != nil {
+		t.Fatal(err)
+	}
+	kv := &lateKV{KV: s.cli.KV, armed: true}
+	s.cli.KV = kv
+	n, added, err := s.AddToCounter(t.Context(), "c", 1, 10, exp)
+	if err != nil || !added || n != 2 {
+		t.Fatalf("AddToCounter = %d, %v, %v; want 2, true, nil", n, added, err)
+	}
+	if kv.armed || kv.late != nil {
+		t.Fatal("the fault was not exercised")
+	}
+	if n, _, err := s.AddToCounter(t.Context(), "c", 0, 10, exp); err != nil || n != 2 {
+		t.Errorf("the counter holds %d (%v), want 2: the late add counted twice", n, err)
+	}
+}
