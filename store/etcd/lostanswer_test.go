@@ -31,7 +31,7 @@ type lateTxn struct {
 	kv *lateKV
 }
 
-func (t *lateTxn) If(cs ...clientv3.Cmp) clientv3.Txn    { t.Txn = t.Txn.If(cs...); return t }
+func (t *lateTxn) If(cs ...clientv3.Cmp) clientv3.Txn   { t.Txn = t.Txn.If(cs...); return t }
 func (t *lateTxn) Then(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(ops...); return t }
 func (t *lateTxn) Else(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(ops...); return t }
 
