@@ -33,16 +33,19 @@ package etcd
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -121,8 +124,11 @@ type Store struct {
 	// attemptTimeout bounds one RPC within a call (see within).
 	attemptTimeout time.Duration
 	maxAttempts    int
-	sem            chan struct{}
-	metrics        *metrics
+	// laterKinds are record kinds the schema key lists that this
+	// ghbroker does not write (a newer one's): they are not foreign.
+	laterKinds []string
+	sem        chan struct{}
+	metrics    *metrics
 
 	closed atomic.Bool
 	// bg is done once Close is called; background work ends with it.
@@ -283,7 +289,7 @@ func (s *Store) initialise(ctx context.Context, timeout time.Duration) error {
 		return &UnreachableError{Endpoints: s.endpoints, Timeout: timeout, Err: err}
 	}
 	key := s.schemaKey()
-	want := fmt.Sprintf(`{"version":%d}`, SchemaVersion)
+	want, _ := json.Marshal(schema{Version: SchemaVersion, Kinds: recordKinds})
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpGet(s.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(1))).
@@ -299,7 +305,7 @@ func (s *Store) initialise(ctx context.Context, timeout time.Duration) error {
 		}
 		put, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, want)).
+			Then(clientv3.OpPut(key, string(want))).
 			Commit()
 		if err != nil {
 			return unreachable(err)
@@ -319,8 +325,16 @@ func (s *Store) initialise(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("store/etcd: etcd prefix %s: the schema key %s is not ghbroker's: %w", s.prefix, key, err)
 	}
-	if v > SchemaVersion {
-		return &SchemaVersionError{Prefix: s.prefix, Version: v}
+	if v.Version > SchemaVersion {
+		return &SchemaVersionError{Prefix: s.prefix, Version: v.Version}
+	}
+	for _, k := range v.Kinds {
+		if !slices.Contains(recordKinds, k) {
+			s.laterKinds = append(s.laterKinds, k) // a newer ghbroker's
+		}
+	}
+	if err := s.listKinds(ctx, kvs[0], v); err != nil {
+		return fmt.Errorf("store/etcd: etcd prefix %s: listing this ghbroker's record kinds in %s: %w", s.prefix, key, err)
 	}
 	// Look at the first keys for foreign ones; a full scan would cost
 	// as much as the store is large.
@@ -334,6 +348,43 @@ func (s *Store) initialise(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// listKinds adds this ghbroker's record kinds to the schema key when it
+// lacks some (a prefix written by an older ghbroker), by compare-and-swap;
+// losing to another replica's update is fine once that lists them.
+func (s *Store) listKinds(ctx context.Context, kv *mvccpb.KeyValue, v schema) error {
+	for range 5 {
+		missing := false
+		for _, k := range recordKinds {
+			if !slices.Contains(v.Kinds, k) {
+				v.Kinds, missing = append(v.Kinds, k), true
+			}
+		}
+		if !missing {
+			return nil
+		}
+		slices.Sort(v.Kinds)
+		data, _ := json.Marshal(v)
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(string(kv.Key), string(data))).
+			Else(clientv3.OpGet(string(kv.Key))).
+			Commit()
+		if err != nil {
+			return err
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		if kv = elseKV(resp, 0); kv == nil {
+			return errors.New("the schema key vanished")
+		}
+		if v, err = parseSchema(kv.Value); err != nil {
+			return err
+		}
+	}
+	return errors.New("the schema key keeps changing")
 }
 
 // Endpoints returns the endpoints the store was opened with.

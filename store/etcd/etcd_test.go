@@ -2,9 +2,11 @@ package etcd_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +144,48 @@ func TestOpenRefusesPrefix(t *testing.T) {
 		var fe *etcd.ForeignKeyError
 		if !errors.As(err, &fe) {
 			t.Fatalf("Open on our prefix with a foreign key = %v, want a *ForeignKeyError", err)
+		}
+	})
+	t.Run("LaterKindListedInTheSchema", func(t *testing.T) {
+		// A newer ghbroker of the same schema version wrote a kind this
+		// one does not know: listed in the schema key, it is ghbroker's;
+		// unlisted, it is another program's.
+		st := open(t, etcd.Options{})
+		st.Close()
+		if _, err := c.Put(t.Context(), st.Prefix()+"future/x", "{}"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := etcd.Open(t.Context(), etcd.Options{Endpoints: server.Endpoints(), Prefix: st.Prefix(), MonitorEvery: -1}); !errors.As(err, new(*etcd.ForeignKeyError)) {
+			t.Fatalf("Open beside an unlisted kind = %v, want a *ForeignKeyError", err)
+		}
+		resp, err := c.Get(t.Context(), st.Prefix()+"schema")
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("schema key: %v", err)
+		}
+		var sch struct {
+			Version int      `json:"version"`
+			Kinds   []string `json:"kinds"`
+		}
+		if err := json.Unmarshal(resp.Kvs[0].Value, &sch); err != nil || !slices.Contains(sch.Kinds, "sessions") {
+			t.Fatalf("the schema key %s lists no kinds (%v)", resp.Kvs[0].Value, err)
+		}
+		sch.Kinds = append(sch.Kinds, "future")
+		data, _ := json.Marshal(sch)
+		if _, err := c.Put(t.Context(), st.Prefix()+"schema", string(data)); err != nil {
+			t.Fatal(err)
+		}
+		again := open(t, etcd.Options{Prefix: st.Prefix()})
+		again.Close()
+	})
+	t.Run("OlderSchemaKeyGetsTheKinds", func(t *testing.T) {
+		prefix := server.Prefix()
+		if _, err := c.Put(t.Context(), prefix+"schema", fmt.Sprintf(`{"version":%d}`, etcd.SchemaVersion)); err != nil {
+			t.Fatal(err)
+		}
+		open(t, etcd.Options{Prefix: prefix}).Close()
+		resp, err := c.Get(t.Context(), prefix+"schema")
+		if err != nil || len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"revocations"`) {
+			t.Fatalf("schema key after opening a prefix of an older ghbroker: %v %v", resp, err)
 		}
 	})
 	t.Run("ReopenOurs", func(t *testing.T) {

@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
 
 // The layout under the prefix P:
 //
-//	P schema                  {"version":1}
+//	P schema                  {"version":1,"kinds":[…]}: the record kinds in use
 //	P keys                    the key set (no lease)
 //	P secrets/NAME            a secret (no lease)
 //	P sessions/ID             a session         (lease: shared, see leases.go)
@@ -70,25 +71,35 @@ func (s *Store) ours(key string) bool {
 	if !ok || id == "" {
 		return false
 	}
-	switch kind {
-	case kindSessions, kindCodes, kindFamilies, kindDevices, kindUserCodes, kindSecrets, kindDeliveries, kindRevocations, kindCounters:
-		return true
-	}
-	return false
+	return slices.Contains(recordKinds, kind) || slices.Contains(s.laterKinds, kind)
 }
 
-// parseSchema returns the version in a schema key's value.
-func parseSchema(raw []byte) (int, error) {
+// recordKinds are the kinds of record this ghbroker writes. The schema key
+// lists them, so that an older ghbroker of the same schema version takes
+// the kinds a newer one added for ghbroker's, not for another program's.
+var recordKinds = []string{kindCodes, kindCounters, kindDeliveries, kindDevices, kindFamilies, kindRevocations, kindSecrets, kindSessions, kindUserCodes}
+
+// schema is the schema key's value.
+type schema struct {
+	Version int `json:"version"`
+	// Kinds are the record kinds in use under the prefix: every kind a
+	// ghbroker that opened it writes.
+	Kinds []string `json:"kinds,omitempty"`
+}
+
+// parseSchema reads a schema key's value.
+func parseSchema(raw []byte) (schema, error) {
 	var v struct {
-		Version *int `json:"version"`
+		Version *int     `json:"version"`
+		Kinds   []string `json:"kinds"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return 0, err
+		return schema{}, err
 	}
 	if v.Version == nil {
-		return 0, errors.New(`no "version" member`)
+		return schema{}, errors.New(`no "version" member`)
 	}
-	return *v.Version, nil
+	return schema{Version: *v.Version, Kinds: v.Kinds}, nil
 }
 
 // envelope wraps every stored record.
