@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/ghbroker/ghbroker/internal/freeport"
 )
 
 // devEtcdStartTimeout bounds the wait for the embedded etcd to be ready.
@@ -51,7 +52,7 @@ func startDevEtcd(parent string, logger *slog.Logger) (*devEtcd, error) {
 }
 
 func tryDevEtcd(dir string, logger *slog.Logger) (*devEtcd, error) {
-	ports, err := freeLoopbackPorts(2)
+	ports, err := freeport.Loopback(2)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
@@ -94,25 +95,4 @@ func tryDevEtcd(dir string, logger *slog.Logger) (*devEtcd, error) {
 func (d *devEtcd) Close() {
 	d.etcd.Close()
 	<-d.done
-}
-
-// freeLoopbackPorts returns n distinct TCP ports that were free on
-// 127.0.0.1 a moment ago.
-func freeLoopbackPorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -12,7 +12,6 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"sync"
@@ -22,6 +21,8 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/ghbroker/ghbroker/internal/freeport"
 )
 
 // startTimeout bounds the wait for the server to become ready.
@@ -132,22 +133,5 @@ func (s *Server) Close() {
 }
 
 // FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a
-// moment ago.
-func FreePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("etcdtest: free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+// moment ago (freeport.Loopback).
+func FreePorts(n int) ([]int, error) { return freeport.Loopback(n) }
