@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
-	"github.com/ghbroker/ghbroker/broker/webhook"
-	"github.com/ghbroker/ghbroker/revocation"
-	"github.com/ghbroker/ghbroker/store"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,9 +25,12 @@ import (
 	"github.com/ghbroker/ghbroker/broker/oidc"
 	"github.com/ghbroker/ghbroker/broker/session"
 	"github.com/ghbroker/ghbroker/broker/signin"
+	"github.com/ghbroker/ghbroker/broker/webhook"
 	"github.com/ghbroker/ghbroker/internal/admin"
 	"github.com/ghbroker/ghbroker/internal/config"
 	"github.com/ghbroker/ghbroker/keys"
+	"github.com/ghbroker/ghbroker/revocation"
+	"github.com/ghbroker/ghbroker/store"
 )
 
 // maxTokenLifetime is the longest lifetime of any token the broker signs:
@@ -311,7 +313,19 @@ type revocations struct {
 
 	mu   sync.Mutex
 	seen map[string]int64 // entry ids in the set → expiry (Unix ms)
+	// unstored are entries the store refused (it was down): enforced
+	// here at once, and stored again every unstoredRetry until it takes
+	// them, so that the other replicas learn them when it is back.
+	unstored []store.Revocation
 }
+
+// unstoredRetry is how often entries the store refused are offered again;
+// maxUnstored bounds how many wait (past it, the oldest are dropped from
+// the queue, still enforced here).
+const (
+	unstoredRetry = 5 * time.Second
+	maxUnstored   = 10_000
+)
 
 func newRevocations(ctx context.Context, reg prometheus.Registerer, st store.RevocationStore, log *slog.Logger) (*revocations, error) {
 	r := &revocations{
@@ -368,13 +382,19 @@ func (r *revocations) Add(e revocation.Entry) (uint64, error) {
 		Source: e.Source, Expires: time.UnixMilli(e.Expires)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.store.AddRevocation(ctx, rec); err != nil {
-		// Enforced here at once all the same; other replicas learn it when
-		// the store is back only if it is added again.
-		r.log.Error("storing a revocation failed: this replica enforces it, others may not", "source", e.Source, "err", err)
-	}
+	err := r.store.AddRevocation(ctx, rec)
 	r.mu.Lock()
 	r.seen[rec.ID] = e.Expires
+	if err != nil {
+		// Enforced here at once all the same; stored again until the
+		// store takes it (retryUnstored), for the other replicas.
+		r.log.Error("storing a revocation failed: this replica enforces it now, the others once the store takes it", "source", e.Source, "err", err)
+		if len(r.unstored) >= maxUnstored {
+			r.log.Error("too many revocations wait for the store: the oldest is now enforced only here", "waiting", len(r.unstored))
+			r.unstored = r.unstored[1:]
+		}
+		r.unstored = append(r.unstored, rec)
+	}
 	r.mu.Unlock()
 	seq, err := r.set.Add(e)
 	if err == nil {
@@ -400,10 +420,14 @@ func (r *revocations) run(ctx context.Context) {
 	}
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	retry := time.NewTicker(unstoredRetry)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry.C:
+			r.retryUnstored(ctx)
 		case e, ok := <-watch:
 			if !ok {
 				watch = nil
@@ -427,6 +451,37 @@ func (r *revocations) run(ctx context.Context) {
 			}
 			r.mu.Unlock()
 		}
+	}
+}
+
+// retryUnstored offers the store the entries it refused, oldest first,
+// until it refuses one again; expired ones are dropped.
+func (r *revocations) retryUnstored(ctx context.Context) {
+	r.mu.Lock()
+	waiting := slices.Clone(r.unstored)
+	r.mu.Unlock()
+	if len(waiting) == 0 {
+		return
+	}
+	done, now := map[string]bool{}, time.Now()
+	for _, rec := range waiting {
+		if rec.Expires.After(now) {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := r.store.AddRevocation(sctx, rec)
+			cancel()
+			if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+				break
+			}
+		}
+		done[rec.ID] = true
+	}
+	r.mu.Lock()
+	// Add may have queued more (or dropped the oldest) meanwhile.
+	r.unstored = slices.DeleteFunc(r.unstored, func(rec store.Revocation) bool { return done[rec.ID] })
+	left := len(r.unstored)
+	r.mu.Unlock()
+	if stored := len(done); stored > 0 {
+		r.log.Info("revocations the store refused are stored now", "stored", stored, "waiting", left)
 	}
 }
 
