@@ -32,6 +32,8 @@ type checker struct {
 	timed timedVerifier
 	// revocations, when set, refuses withdrawn tokens.
 	revocations Revocations
+	// clock reads a check's time and latency.
+	clock *checkClock
 }
 
 // timedVerifier is a TokenVerifier that checks a cached token against a
@@ -83,6 +85,7 @@ func newChecker(issuer string, v TokenVerifier, p *Policy, cookie string, m *Met
 	return &checker{
 		issuer: issuer, verifier: v, policy: p, cookie: cookie, metrics: m, log: log, pages: pg, timed: timed,
 		realm: `Bearer realm="` + quoteSafe(issuer) + `"`, gateway: claims.GatewayAudience(issuer), warn: newWarnLimiter(now),
+		clock: newCheckClock(),
 	}, nil
 }
 

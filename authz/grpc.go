@@ -102,7 +102,7 @@ type grpcAuthz struct {
 // failure is a denial (a recovered panic is logged and answered 401),
 // because gRPC errors become the gateway's status_on_error.
 func (g *grpcAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (out *authv3.CheckResponse, err error) {
-	start := time.Now()
+	start, mono := g.c.clock.now()
 	res := resultUnauthenticated
 	defer func() {
 		if p := recover(); p != nil {
@@ -111,7 +111,7 @@ func (g *grpcAuthz) Check(ctx context.Context, in *authv3.CheckRequest) (out *au
 			resp := g.c.respond(&Request{}, v, g.memo, nil)
 			out, err, res = g.write(&resp, v), nil, resultUnauthenticated
 		}
-		g.c.metrics.observe(doorGRPC, res, time.Since(start))
+		g.c.metrics.observe(doorGRPC, res, g.c.clock.since(mono))
 	}()
 
 	attrs := in.GetAttributes()

@@ -124,7 +124,7 @@ type httpHandler struct {
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start, mono := h.c.clock.now()
 	d, res := doorHTTP, resultUnauthenticated
 	defer func() {
 		if p := recover(); p != nil {
@@ -138,7 +138,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusUnauthorized)
 			res = resultUnauthenticated
 		}
-		h.c.metrics.observe(d, res, time.Since(start))
+		h.c.metrics.observe(d, res, h.c.clock.since(mono))
 	}()
 
 	authzHdr, cookies := r.Header[hdrAuthorization], r.Header[hdrCookie]
