@@ -242,9 +242,16 @@ func ParseHTTPRequestAs(r *http.Request, prefix string, d Dialect) (Request, Dia
 // credential headers: credentials says whether there is one.
 func parseHTTPRequest(r *http.Request, prefix string, d Dialect, credentials bool) (Request, Dialect, error) {
 	h := r.Header
-	_, nginxURL := h[hdrOriginalURL]
-	_, nginxURI := h[hdrOriginalURI]
-	_, traefik := h[hdrForwardedURI]
+	// A fixed dialect reads only its own headers: each lookup hashes its
+	// key, and a check runs on every request.
+	var nginxURL, nginxURI, traefik bool
+	if d == DialectAuto || d == DialectNginx {
+		_, nginxURL = h[hdrOriginalURL]
+		_, nginxURI = h[hdrOriginalURI]
+	}
+	if d == DialectAuto || d == DialectTraefik {
+		_, traefik = h[hdrForwardedURI]
+	}
 	ch := httpClientHeaders(h, credentials)
 	if d == DialectAuto {
 		switch {
@@ -323,8 +330,11 @@ func envoyURI(r *http.Request, prefix string) (string, error) {
 // client-facing one.
 func forwardedProto(h http.Header) (string, error) {
 	v := h[hdrForwardedProto]
-	if len(v) == 0 {
+	switch {
+	case len(v) == 0:
 		return "http", nil
+	case v[0] == "https": // what a TLS gateway sends: no list to cut
+		return "https", nil
 	}
 	first, _, _ := strings.Cut(v[0], ",")
 	return parseScheme(strings.TrimSpace(first))
