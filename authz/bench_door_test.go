@@ -28,9 +28,10 @@ func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // BenchmarkHTTPCheckCookie is one cached check through the HTTP door with a
 // valid session cookie: request parsing, cookie, verification cache,
-// policy, identity headers.
+// policy, identity headers. The door's dialect is envoy, as the shipped
+// configuration fixes it on authz.listen.
 func BenchmarkHTTPCheckCookie(b *testing.B) {
-	b.Run("no revocations", func(b *testing.B) { benchCookie(b, nil) })
+	b.Run("no revocations", func(b *testing.B) { benchCookie(b, cookieOpts{}) })
 	// The revocation lookup with 100,000 live entries (half subjects,
 	// half sessions) that do not match: the cost every check pays.
 	set := revocation.New(revocation.Options{})
@@ -42,12 +43,14 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 			set.Add(revocation.Entry{Session: "s" + strconv.Itoa(i), Expires: exp})
 		}
 	}
-	b.Run("100k revocations", func(b *testing.B) { benchCookie(b, set) })
-	b.Run("forward_token off", func(b *testing.B) { benchCookie(b, nil, true) })
+	b.Run("100k revocations", func(b *testing.B) { benchCookie(b, cookieOpts{rev: set}) })
+	b.Run("forward_token off", func(b *testing.B) { benchCookie(b, cookieOpts{omitToken: true}) })
+	// authz.dialect: auto, which tells the dialect from the headers.
+	b.Run("dialect auto", func(b *testing.B) { benchCookie(b, cookieOpts{auto: true}) })
 	// The same-bytes limit in process: a handler answering with exactly
 	// the check's headers, as bench/load.sh's i-samebytes.
 	b.Run("same bytes", func(b *testing.B) {
-		hd, req := cookieCheck(b, nil, false)
+		hd, req := cookieCheck(b, cookieOpts{})
 		w := &discardWriter{h: http.Header{}}
 		hd.ServeHTTP(w, req)
 		same := w.h.Clone()
@@ -66,8 +69,15 @@ func BenchmarkHTTPCheckCookie(b *testing.B) {
 	})
 }
 
-func benchCookie(b *testing.B, rev authz.Revocations, omitToken ...bool) {
-	h, req := cookieCheck(b, rev, len(omitToken) > 0 && omitToken[0])
+// cookieOpts vary the door of BenchmarkHTTPCheckCookie.
+type cookieOpts struct {
+	rev       authz.Revocations // nil: none
+	omitToken bool              // authz.forward_token: false
+	auto      bool              // authz.dialect: auto instead of envoy
+}
+
+func benchCookie(b *testing.B, o cookieOpts) {
+	h, req := cookieCheck(b, o)
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -78,7 +88,7 @@ func benchCookie(b *testing.B, rev authz.Revocations, omitToken ...bool) {
 
 // cookieCheck is the HTTP door, metered as in production, and a request
 // carrying a valid session cookie.
-func cookieCheck(b *testing.B, rev authz.Revocations, omitToken bool) (http.Handler, *http.Request) {
+func cookieCheck(b *testing.B, o cookieOpts) (http.Handler, *http.Request) {
 	const iss = "https://auth.example.com"
 	ctx := context.Background()
 	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{})
@@ -92,9 +102,12 @@ func cookieCheck(b *testing.B, rev authz.Revocations, omitToken bool) (http.Hand
 	if err != nil {
 		b.Fatal(err)
 	}
-	opts := authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p, OmitToken: omitToken, Metrics: m}
-	if rev != nil {
-		opts.Revocations = rev
+	opts := authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p, OmitToken: o.omitToken, Metrics: m, Dialect: authz.DialectAmbassador}
+	if o.auto {
+		opts.Dialect = authz.DialectAuto
+	}
+	if o.rev != nil {
+		opts.Revocations = o.rev
 	}
 	h, err := authz.NewHTTPHandler(opts)
 	if err != nil {

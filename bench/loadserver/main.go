@@ -47,7 +47,12 @@ func main() {
 	omitToken := flag.Bool("omit-token", false, "authz.forward_token: false (authz mode)")
 	revocations := flag.Int("revocations", 0, "live revocation entries the check consults (authz mode; none match the benchmark's tokens)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT/SIGTERM")
+	dialectName := flag.String("dialect", "envoy", "authz.dialect of the check (authz mode): envoy as deploy/base/config.yaml fixes it for authz.listen, or auto")
 	flag.Parse()
+	dialect, err := authz.ParseDialect(*dialectName)
+	if err != nil {
+		log.Fatalf("-dialect: %v", err)
+	}
 	startProfile := func() {
 		if *profile == "" {
 			return
@@ -79,7 +84,7 @@ func main() {
 			w.WriteHeader(http.StatusOK)
 		}))
 	case "floorsame":
-		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false), *out, "access.txt")
+		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false, dialect), *out, "access.txt")
 		verify := rsaVerifier()
 		startProfile()
 		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +97,7 @@ func main() {
 			w.WriteHeader(http.StatusOK)
 		}))
 	case "samebytes":
-		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false), *out, "session.txt")
+		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false, dialect), *out, "session.txt")
 		startProfile()
 		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			h := w.Header()
@@ -102,7 +107,7 @@ func main() {
 			w.WriteHeader(http.StatusOK)
 		}))
 	case "authz":
-		h := check(*out, *distinct, *cacheSize, *revocations, *omitToken)
+		h := check(*out, *distinct, *cacheSize, *revocations, *omitToken, dialect)
 		startProfile() // after the tokens are signed
 		serve(*addr, h)
 	default:
@@ -142,7 +147,7 @@ func checkHeaders(h http.Handler, dir, file string) http.Header {
 }
 
 // check builds the real authorization check and writes its credentials.
-func check(dir string, distinct, cacheSize, revocations int, omitToken bool) http.Handler {
+func check(dir string, distinct, cacheSize, revocations int, omitToken bool, dialect authz.Dialect) http.Handler {
 	ctx := context.Background()
 	km, err := keys.NewManager(ctx, memory.New(memory.Options{}), keys.Options{Algorithm: keys.RS256})
 	if err != nil {
@@ -164,7 +169,7 @@ func check(dir string, distinct, cacheSize, revocations int, omitToken bool) htt
 	if err != nil {
 		log.Fatal(err)
 	}
-	opts := authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy, OmitToken: omitToken, Metrics: m}
+	opts := authz.HTTPOptions{Issuer: issuer, Verifier: v, Policy: policy, OmitToken: omitToken, Metrics: m, Dialect: dialect}
 	if revocations > 0 {
 		set := revocation.New(revocation.Options{})
 		exp := revocation.Millis(time.Now().Add(24 * time.Hour))
