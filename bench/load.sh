@@ -29,19 +29,25 @@
 #   i  samebytes a bare handler answering with exactly b's response headers:
 #                the same-bytes limit of the cached check
 #   l  samebytes2 a second, identical i: the calibration of the paired ratio
+#   m  samebytes-spin i burning first, in a register loop, as much CPU as
+#                the cached check costs more than i in process: what b would
+#                reach if the check's extra work were CPU time alone, with
+#                none of its memory traffic or code
 #   j  cookie-omit b with authz.forward_token: false
 # The check's servers fix authz.dialect to envoy, as deploy/base/config.yaml
 # does on authz.listen.
 #
 # The cached check against its same-bytes limit is also measured in pairs:
-# b, i and l run back to back in every round, in each of their six orders
-# in turn (so that neither a drift of the host nor a place in the order
-# favours one), and the ratio b/i is taken per round; its median over the
-# rounds is the figure. l/i, two identical servers measured the same way,
-# shows how far the method itself strays on this host: read b/i against it.
+# b, i, l and m run back to back in every round, in four orders in turn
+# that put each in every place once (so that neither a drift of the host
+# nor a place in the order favours one), and the ratio b/i is taken per
+# round; its median over the rounds is the figure. l/i, two identical
+# servers measured the same way, shows how far the method itself strays on
+# this host: read b/i against it. m/i is what the check's CPU time alone
+# costs.
 # Usage: bench/load.sh [DURATION [ROUNDS [SCENARIOS]]]   (default 5s per
 # scenario and round, 3 rounds; SCENARIOS "all" (default), "cookie" (only
-# a, b, i, l, h and j) or "pair" (only b, i and l), for many short rounds:
+# a, b, i, l, m, h and j) or "pair" (only b, i, l and m), for many short rounds:
 # bench/load.sh 1s 180 pair; needs wrk: apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,8 +78,9 @@ mkdir -p "$work/rev"
 start_server authzrev 18184 -mode authz -tokens "$work/rev" -distinct 1 -cache 1024 -revocations 100000
 mkdir -p "$work/same" "$work/omit"
 start_server samebytes 18185 -mode samebytes -tokens "$work/same"
-mkdir -p "$work/same2"
+mkdir -p "$work/same2" "$work/spin"
 start_server samebytes2 18188 -mode samebytes -tokens "$work/same2"
+start_server samebytesspin 18189 -mode samebytes-spin -tokens "$work/spin"
 start_server authzomit 18186 -mode authz -tokens "$work/omit" -distinct 1 -cache 1024 -omit-token
 mkdir -p "$work/floorsame"
 start_server floorsame 18187 -mode floorsame -tokens "$work/floorsame"
@@ -111,24 +118,26 @@ run() { # scenario server connections mode [token dir]
 }
 
 last() { local a=(${rps[$1]}); echo "${a[-1]}"; }
-scenarios=(a-bare b-cookie c-distinct g-floor k-floor-same d-nocred f-bare-1k e-cookie-1k h-cookie-rev i-samebytes l-samebytes2 j-cookie-omit)
-[ "$only" = cookie ] && scenarios=(a-bare b-cookie h-cookie-rev i-samebytes l-samebytes2 j-cookie-omit)
-[ "$only" = pair ] && scenarios=(b-cookie i-samebytes l-samebytes2)
-orders=("b i l" "l b i" "i l b" "b l i" "i b l" "l i b")
-pair_b="" pair_l=""
+scenarios=(a-bare b-cookie c-distinct g-floor k-floor-same d-nocred f-bare-1k e-cookie-1k h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
+[ "$only" = cookie ] && scenarios=(a-bare b-cookie h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
+[ "$only" = pair ] && scenarios=(b-cookie i-samebytes l-samebytes2 m-samebytes-spin)
+orders=("b i l m" "i m b l" "l b m i" "m l i b")
+pair_b="" pair_l="" pair_m=""
 for r in $(seq "$rounds"); do
   echo "== round $r of $rounds ($dur per scenario)" >&2
   [ "$only" = pair ] || run a-bare bare 50 cookie
-  # The pair: b, i and l back to back, in each of the six orders in turn.
-  for s in ${orders[$(((r - 1) % 6))]}; do
+  # The pair: b, i, l and m back to back, in the four orders in turn.
+  for s in ${orders[$(((r - 1) % 4))]}; do
     case $s in
       b) run b-cookie authz 50 cookie ;;
       i) run i-samebytes samebytes 50 cookie "$work/same" ;;
       l) run l-samebytes2 samebytes2 50 cookie "$work/same2" ;;
+      m) run m-samebytes-spin samebytesspin 50 cookie "$work/spin" ;;
     esac
   done
   pair_b+="$(awk -v b="$(last b-cookie)" -v i="$(last i-samebytes)" 'BEGIN {print b/i}') "
   pair_l+="$(awk -v l="$(last l-samebytes2)" -v i="$(last i-samebytes)" 'BEGIN {print l/i}') "
+  pair_m+="$(awk -v m="$(last m-samebytes-spin)" -v i="$(last i-samebytes)" 'BEGIN {print m/i}') "
   if [ "$only" = all ]; then
     run c-distinct authz 50 distinct
     run g-floor floor 50 distinct
@@ -170,6 +179,7 @@ quartiles() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {
 echo "cached cookie check vs the same-bytes limit (a bare handler answering with the check's headers):"
 echo "  paired, b/i per round: $(quartiles "$pair_b") (target >= 0.95x)"
 echo "  calibration, l/i per round (two identical servers): $(quartiles "$pair_l")"
+echo "  the check's CPU time alone, m/i per round: $(quartiles "$pair_m") ($(grep -o 'costs [0-9]* ns more' "$work/samebytesspin.log"))"
 [ "$only" = pair ] && exit 0
 echo "  medians of the rounds: b-cookie / i-samebytes = $(ratio "${mr[b-cookie]}" "${mr[i-samebytes]}")x; the limit itself is $(ratio "${mr[i-samebytes]}" "${mr[a-bare]}")x a-bare"
 echo "authz.forward_token: false: j-cookie-omit / a-bare = $(ratio "${mr[j-cookie-omit]}" "${mr[a-bare]}")x"

@@ -39,7 +39,7 @@ import (
 const issuer = "https://auth.example.com"
 
 func main() {
-	mode := flag.String("mode", "bare", "bare | floor (bare + one RS256 verification per request) | floorsame (floor answering with exactly the check's headers for a Bearer access token) | samebytes (bare, answering with exactly the check's headers for the session cookie) | authz | rsa (print the cost of one RS256 verification and exit)")
+	mode := flag.String("mode", "bare", "bare | floor (bare + one RS256 verification per request) | floorsame (floor answering with exactly the check's headers for a Bearer access token) | samebytes (bare, answering with exactly the check's headers for the session cookie) | samebytes-spin (samebytes, first burning as much CPU as the cached check costs more than it, measured in process at start) | authz | rsa (print the cost of one RS256 verification and exit)")
 	addr := flag.String("addr", "127.0.0.1:18181", "listen address")
 	out := flag.String("tokens", "", "directory to write session.txt and access-*.txt into (authz mode)")
 	distinct := flag.Int("distinct", 4000, "distinct access tokens to write for the cache-miss scenario")
@@ -96,15 +96,24 @@ func main() {
 			h["Authorization"] = r.Header["Authorization"] // the check forwards the request's token
 			w.WriteHeader(http.StatusOK)
 		}))
-	case "samebytes":
-		hdr := checkHeaders(check(*out, 1, *cacheSize, 0, false, dialect), *out, "session.txt")
-		startProfile()
-		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	case "samebytes", "samebytes-spin":
+		chk := check(*out, 1, *cacheSize, 0, false, dialect)
+		hdr := checkHeaders(chk, *out, "session.txt")
+		same := func(w http.ResponseWriter, _ *http.Request) {
 			h := w.Header()
 			for k, v := range hdr {
 				h[k] = v
 			}
 			w.WriteHeader(http.StatusOK)
+		}
+		n := 0
+		if *mode == "samebytes-spin" {
+			n = spinLikeCheck(chk, same, *out)
+		}
+		startProfile()
+		serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			spin(n)
+			same(w, r)
 		}))
 	case "authz":
 		h := check(*out, *distinct, *cacheSize, *revocations, *omitToken, dialect)
@@ -121,10 +130,56 @@ func serve(addr string, h http.Handler) {
 	log.Fatal(srv.ListenAndServe())
 }
 
-// checkHeaders are the headers the check answers a request with, carrying
-// the first credential in file (session.txt: as the session cookie;
-// access.txt: as a Bearer token): what the same-bytes baselines send back.
-func checkHeaders(h http.Handler, dir, file string) http.Header {
+// spinLikeCheck measures in process how much longer the cached cookie
+// check takes than the same-bytes handler, and returns the spin iterations
+// that burn as long: the samebytes-spin server costs what the check costs
+// in CPU time, with none of its memory traffic or code.
+func spinLikeCheck(chk http.Handler, same http.HandlerFunc, dir string) int {
+	r := credentialRequest(dir, "session.txt")
+	w := &discardWriter{h: http.Header{}}
+	per := func(h http.Handler) float64 {
+		const n = 200_000
+		start := time.Now()
+		for range n {
+			clear(w.h)
+			h.ServeHTTP(w, r)
+		}
+		return float64(time.Since(start).Nanoseconds()) / n
+	}
+	per(chk) // warm up
+	extra := per(chk) - per(same)
+	const n = 10_000_000
+	start := time.Now()
+	spin(n)
+	iter := float64(time.Since(start).Nanoseconds()) / n
+	k := max(0, int(extra/iter))
+	fmt.Fprintf(os.Stderr, "samebytes-spin: the check costs %.0f ns more than the same-bytes handler in process; spinning %d iterations\n", extra, k)
+	return k
+}
+
+// spinSink keeps spin's result alive.
+var spinSink uint64
+
+// spin burns CPU in registers: n steps of a linear congruential generator.
+func spin(n int) {
+	x := spinSink
+	for range n {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	spinSink = x
+}
+
+// discardWriter is a ResponseWriter that keeps nothing.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// credentialRequest is the benchmark's request carrying the first
+// credential in file (session.txt: as the session cookie; access.txt: as a
+// Bearer token).
+func credentialRequest(dir, file string) *http.Request {
 	raw, err := os.ReadFile(dir + "/" + file)
 	if err != nil {
 		log.Fatal(err)
@@ -138,6 +193,14 @@ func checkHeaders(h http.Handler, dir, file string) http.Header {
 	} else {
 		r.Header.Set("Authorization", "Bearer "+cred)
 	}
+	return r
+}
+
+// checkHeaders are the headers the check answers a request with, carrying
+// the first credential in file (session.txt: as the session cookie;
+// access.txt: as a Bearer token): what the same-bytes baselines send back.
+func checkHeaders(h http.Handler, dir, file string) http.Header {
+	r := credentialRequest(dir, file)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
 	if rec.Code != http.StatusOK {
