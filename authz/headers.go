@@ -66,7 +66,9 @@ func newAllowHeaders(c *claims.Claims, token string, authorization []string, for
 	case authorization == nil:
 		authorization = []string{"Bearer " + token}
 	}
-	a := &allowHeaders{claims: c, token: token, authorization: authorization}
+	// token may be a slice of a much larger header (a Cookie line of up to
+	// 64 KiB): the memo keeps only its own bytes.
+	a := &allowHeaders{claims: c, token: strings.Clone(token), authorization: authorization}
 	mask := 0
 	for i, kv := range [...]struct {
 		v   string
