@@ -48,12 +48,16 @@
 # Usage: bench/load.sh [DURATION [ROUNDS [SCENARIOS]]]   (default 5s per
 # scenario and round, 3 rounds; SCENARIOS "all" (default), "cookie" (only
 # a, b, i, l, m, h and j) or "pair" (only b, i, l and m), for many short rounds:
-# bench/load.sh 1s 180 pair; needs wrk: apt-get install wrk)
+# bench/load.sh 1s 180 pair; LOAD_PAIR_CONNS=200 for the pair with 200
+# connections; needs wrk: apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-5s}
 rounds=${2:-3}
 only=${3:-all}
+# Connections of the paired scenarios (b, i, l, m): LOAD_PAIR_CONNS, default
+# 50 as every other scenario but e and f.
+pair_conns=${LOAD_PAIR_CONNS:-50}
 case $only in all | cookie | pair) ;; *) echo "SCENARIOS must be all, cookie or pair" >&2; exit 2 ;; esac
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "taskset is missing: apt-get install util-linux" >&2; exit 2; }
@@ -129,10 +133,10 @@ for r in $(seq "$rounds"); do
   # The pair: b, i, l and m back to back, in the four orders in turn.
   for s in ${orders[$(((r - 1) % 4))]}; do
     case $s in
-      b) run b-cookie authz 50 cookie ;;
-      i) run i-samebytes samebytes 50 cookie "$work/same" ;;
-      l) run l-samebytes2 samebytes2 50 cookie "$work/same2" ;;
-      m) run m-samebytes-spin samebytesspin 50 cookie "$work/spin" ;;
+      b) run b-cookie authz "$pair_conns" cookie ;;
+      i) run i-samebytes samebytes "$pair_conns" cookie "$work/same" ;;
+      l) run l-samebytes2 samebytes2 "$pair_conns" cookie "$work/same2" ;;
+      m) run m-samebytes-spin samebytesspin "$pair_conns" cookie "$work/spin" ;;
     esac
   done
   pair_b+="$(awk -v b="$(last b-cookie)" -v i="$(last i-samebytes)" 'BEGIN {print b/i}') "
@@ -184,7 +188,7 @@ echo "targets: b-cookie >= 0.70x req/s and <= 2x p99 of a-bare"
 quartiles() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {
   m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
   printf "%.3fx (quartiles %.3f-%.3f, %d rounds)", m, a[int((NR - 1) / 4) + 1], a[NR - int((NR - 1) / 4)], NR }'; }
-echo "cached cookie check vs the same-bytes limit (a bare handler answering with the check's headers):"
+echo "cached cookie check vs the same-bytes limit (a bare handler answering with the check's headers), $pair_conns connections:"
 echo "  paired, b/i per round: $(quartiles "$pair_b") (target >= 0.95x)"
 echo "  calibration, l/i per round (two identical servers): $(quartiles "$pair_l")"
 echo "  the check's CPU time alone, m/i per round: $(quartiles "$pair_m") ($(grep -o 'costs [0-9]* ns more' "$work/samebytesspin.log"))"
