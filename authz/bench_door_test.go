@@ -102,12 +102,10 @@ func cookieCheck(b *testing.B, o cookieOpts) (http.Handler, *http.Request) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	opts := authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p, OmitToken: o.omitToken, Metrics: m, Dialect: authz.DialectAmbassador}
+	opts := authz.HTTPOptions{Issuer: iss, Verifier: v, Policy: p, OmitToken: o.omitToken, Metrics: m,
+		Revocations: o.rev, Dialect: authz.DialectAmbassador}
 	if o.auto {
 		opts.Dialect = authz.DialectAuto
-	}
-	if o.rev != nil {
-		opts.Revocations = o.rev
 	}
 	h, err := authz.NewHTTPHandler(opts)
 	if err != nil {

@@ -122,6 +122,8 @@ run() { # scenario server connections mode [token dir]
 }
 
 last() { local a=(${rps[$1]}); echo "${a[-1]}"; }
+# per_round X Y: the ratio of X's last round to Y's.
+per_round() { awk -v x="$(last "$1")" -v y="$(last "$2")" 'BEGIN {print x/y}'; }
 scenarios=(a-bare b-cookie c-distinct g-floor k-floor-same d-nocred f-bare-1k e-cookie-1k h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
 [ "$only" = cookie ] && scenarios=(a-bare b-cookie h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
 [ "$only" = pair ] && scenarios=(b-cookie i-samebytes l-samebytes2 m-samebytes-spin)
@@ -139,9 +141,9 @@ for r in $(seq "$rounds"); do
       m) run m-samebytes-spin samebytesspin "$pair_conns" cookie "$work/spin" ;;
     esac
   done
-  pair_b+="$(awk -v b="$(last b-cookie)" -v i="$(last i-samebytes)" 'BEGIN {print b/i}') "
-  pair_l+="$(awk -v l="$(last l-samebytes2)" -v i="$(last i-samebytes)" 'BEGIN {print l/i}') "
-  pair_m+="$(awk -v m="$(last m-samebytes-spin)" -v i="$(last i-samebytes)" 'BEGIN {print m/i}') "
+  pair_b+="$(per_round b-cookie i-samebytes) "
+  pair_l+="$(per_round l-samebytes2 i-samebytes) "
+  pair_m+="$(per_round m-samebytes-spin i-samebytes) "
   if [ "$only" = all ]; then
     # c beside its floor k, in alternating order (paired as b and i are).
     if ((r % 2)); then
@@ -153,7 +155,7 @@ for r in $(seq "$rounds"); do
       run k-floor-same floorsame 50 distinct
       run c-distinct authz 50 distinct
     fi
-    pair_c+="$(awk -v c="$(last c-distinct)" -v k="$(last k-floor-same)" 'BEGIN {print k/c}') "
+    pair_c+="$(per_round k-floor-same c-distinct) " # requests/s k over c: c's cost over k's
     run d-nocred authz 50 none
     run f-bare-1k bare 1000 cookie
     run e-cookie-1k authz 1000 cookie
@@ -164,8 +166,6 @@ for r in $(seq "$rounds"); do
 done
 rss_authz=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/"${pid[authz]}"/status)
 rss_bare=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/"${pid[bare]}"/status)
-rsa_ns=0
-[ "$only" = all ] && rsa_ns=$("$work/loadserver" -mode rsa)
 
 declare -A m50 m99 mr
 for k in "${scenarios[@]}"; do
@@ -197,6 +197,7 @@ echo "  medians of the rounds: b-cookie / i-samebytes = $(ratio "${mr[b-cookie]}
 echo "authz.forward_token: false: j-cookie-omit / a-bare = $(ratio "${mr[j-cookie-omit]}" "${mr[a-bare]}")x"
 echo "revocation lookup with 100,000 live entries: h-cookie-rev / b-cookie = $(ratio "${mr[h-cookie-rev]}" "${mr[b-cookie]}")x req/s (target >= 0.95x)"
 [ "$only" = all ] || exit 0
+rsa_ns=$("$work/loadserver" -mode rsa)
 # Target for c: cost per request within 1.3x of the RS256 floor: one RS256
 # verification plus answering the same bytes (k), measured under the same
 # load; also against the bare floor (g, which answers ~1 KB less) and the
