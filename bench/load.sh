@@ -49,7 +49,8 @@
 # scenario and round, 3 rounds; SCENARIOS "all" (default), "cookie" (only
 # a, b, i, l, m, h and j) or "pair" (only b, i, l and m), for many short rounds:
 # bench/load.sh 1s 180 pair; LOAD_PAIR_CONNS=200 for the pair with 200
-# connections; needs wrk: apt-get install wrk)
+# connections; LOAD_PAIR_RESTART=N starts the paired servers afresh every N
+# rounds, default 4, 0 never (see restart_pair); needs wrk: apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-5s}
@@ -58,6 +59,10 @@ only=${3:-all}
 # Connections of the paired scenarios (b, i, l, m): LOAD_PAIR_CONNS, default
 # 50 as every other scenario but e and f.
 pair_conns=${LOAD_PAIR_CONNS:-50}
+# Rounds run by one set of paired processes (restart_pair): LOAD_PAIR_RESTART,
+# default 4 (one turn of the four orders); 0 keeps the first set throughout.
+pair_restart=${LOAD_PAIR_RESTART:-4}
+case $pair_restart in '' | *[!0-9]*) echo "LOAD_PAIR_RESTART must be a number of rounds" >&2; exit 2 ;; esac
 case $only in all | cookie | pair) ;; *) echo "SCENARIOS must be all, cookie or pair" >&2; exit 2 ;; esac
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "taskset is missing: apt-get install util-linux" >&2; exit 2; }
@@ -85,6 +90,10 @@ start_server samebytes 18185 -mode samebytes -tokens "$work/same"
 mkdir -p "$work/same2" "$work/spin"
 start_server samebytes2 18188 -mode samebytes -tokens "$work/same2"
 start_server samebytesspin 18189 -mode samebytes-spin -tokens "$work/spin"
+spin_costs() { grep -o 'costs [0-9]* ns more' "$work/samebytesspin.log" | awk '{print $2}' >>"$work/spin_ns"; }
+spin_costs
+mkdir -p "$work/pair"
+start_server authzpair 18190 -mode authz -tokens "$work/pair" -distinct 1 -cache 1024
 start_server authzomit 18186 -mode authz -tokens "$work/omit" -distinct 1 -cache 1024 -omit-token
 mkdir -p "$work/floorsame"
 start_server floorsame 18187 -mode floorsame -tokens "$work/floorsame"
@@ -129,13 +138,30 @@ scenarios=(a-bare b-cookie c-distinct g-floor k-floor-same d-nocred f-bare-1k e-
 [ "$only" = pair ] && scenarios=(b-cookie i-samebytes l-samebytes2 m-samebytes-spin)
 orders=("b i l m" "i m b l" "l b m i" "m l i b")
 pair_b="" pair_l="" pair_m="" pair_c=""
+# restart_pair starts the four paired servers afresh. Two identical
+# processes can differ by a few per cent for as long as they run (where
+# their memory landed: the calibration l/i of one set of processes strayed
+# 4.5 % over 50 rounds): a new set every LOAD_PAIR_RESTART rounds turns that
+# bias into noise the median averages out.
+restart_pair() {
+  kill "${pid[authzpair]}" "${pid[samebytes]}" "${pid[samebytes2]}" "${pid[samebytesspin]}"
+  wait "${pid[authzpair]}" "${pid[samebytes]}" "${pid[samebytes2]}" "${pid[samebytesspin]}" 2>/dev/null || true
+  start_server authzpair 18190 -mode authz -tokens "$work/pair" -distinct 1 -cache 1024
+  start_server samebytes 18185 -mode samebytes -tokens "$work/same"
+  start_server samebytes2 18188 -mode samebytes -tokens "$work/same2"
+  start_server samebytesspin 18189 -mode samebytes-spin -tokens "$work/spin"
+  spin_costs
+}
 for r in $(seq "$rounds"); do
   echo "== round $r of $rounds ($dur per scenario)" >&2
+  if ((pair_restart > 0 && r > 1 && (r - 1) % pair_restart == 0)); then
+    restart_pair
+  fi
   [ "$only" = pair ] || run a-bare bare 50 cookie
   # The pair: b, i, l and m back to back, in the four orders in turn.
   for s in ${orders[$(((r - 1) % 4))]}; do
     case $s in
-      b) run b-cookie authz "$pair_conns" cookie ;;
+      b) run b-cookie authzpair "$pair_conns" cookie "$work/pair" ;;
       i) run i-samebytes samebytes "$pair_conns" cookie "$work/same" ;;
       l) run l-samebytes2 samebytes2 "$pair_conns" cookie "$work/same2" ;;
       m) run m-samebytes-spin samebytesspin "$pair_conns" cookie "$work/spin" ;;
@@ -191,7 +217,7 @@ quartiles() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {
 echo "cached cookie check vs the same-bytes limit (a bare handler answering with the check's headers), $pair_conns connections:"
 echo "  paired, b/i per round: $(quartiles "$pair_b") (target >= 0.95x)"
 echo "  calibration, l/i per round (two identical servers): $(quartiles "$pair_l")"
-echo "  the check's CPU time alone, m/i per round: $(quartiles "$pair_m") ($(grep -o 'costs [0-9]* ns more' "$work/samebytesspin.log"))"
+echo "  the check's CPU time alone, m/i per round: $(quartiles "$pair_m") (spins the median of $(wc -l <"$work/spin_ns") sets' in-process measurements, $(median <"$work/spin_ns") ns)"
 [ "$only" = pair ] && exit 0
 echo "  medians of the rounds: b-cookie / i-samebytes = $(ratio "${mr[b-cookie]}" "${mr[i-samebytes]}")x; the limit itself is $(ratio "${mr[i-samebytes]}" "${mr[a-bare]}")x a-bare"
 echo "authz.forward_token: false: j-cookie-omit / a-bare = $(ratio "${mr[j-cookie-omit]}" "${mr[a-bare]}")x"
