@@ -85,15 +85,17 @@ start_server bare 18182 -mode bare
 start_server floor 18183 -mode floor
 mkdir -p "$work/rev"
 start_server authzrev 18184 -mode authz -tokens "$work/rev" -distinct 1 -cache 1024 -revocations 100000
-mkdir -p "$work/same" "$work/omit"
-start_server samebytes 18185 -mode samebytes -tokens "$work/same"
-mkdir -p "$work/same2" "$work/spin"
-start_server samebytes2 18188 -mode samebytes -tokens "$work/same2"
-start_server samebytesspin 18189 -mode samebytes-spin -tokens "$work/spin"
-spin_costs() { grep -o 'costs [0-9]* ns more' "$work/samebytesspin.log" | awk '{print $2}' >>"$work/spin_ns"; }
-spin_costs
-mkdir -p "$work/pair"
-start_server authzpair 18190 -mode authz -tokens "$work/pair" -distinct 1 -cache 1024
+mkdir -p "$work/same" "$work/same2" "$work/spin" "$work/pair" "$work/omit"
+# start_pair starts the four paired servers (b, i, l, m) and keeps the
+# in-process cost m's server measured, for the report.
+start_pair() {
+  start_server authzpair 18190 -mode authz -tokens "$work/pair" -distinct 1 -cache 1024
+  start_server samebytes 18185 -mode samebytes -tokens "$work/same"
+  start_server samebytes2 18188 -mode samebytes -tokens "$work/same2"
+  start_server samebytesspin 18189 -mode samebytes-spin -tokens "$work/spin"
+  grep -o 'costs [0-9]* ns more' "$work/samebytesspin.log" | awk '{print $2}' >>"$work/spin_ns"
+}
+start_pair
 start_server authzomit 18186 -mode authz -tokens "$work/omit" -distinct 1 -cache 1024 -omit-token
 mkdir -p "$work/floorsame"
 start_server floorsame 18187 -mode floorsame -tokens "$work/floorsame"
@@ -146,11 +148,7 @@ pair_b="" pair_l="" pair_m="" pair_c=""
 restart_pair() {
   kill "${pid[authzpair]}" "${pid[samebytes]}" "${pid[samebytes2]}" "${pid[samebytesspin]}"
   wait "${pid[authzpair]}" "${pid[samebytes]}" "${pid[samebytes2]}" "${pid[samebytesspin]}" 2>/dev/null || true
-  start_server authzpair 18190 -mode authz -tokens "$work/pair" -distinct 1 -cache 1024
-  start_server samebytes 18185 -mode samebytes -tokens "$work/same"
-  start_server samebytes2 18188 -mode samebytes -tokens "$work/same2"
-  start_server samebytesspin 18189 -mode samebytes-spin -tokens "$work/spin"
-  spin_costs
+  start_pair
 }
 for r in $(seq "$rounds"); do
   echo "== round $r of $rounds ($dur per scenario)" >&2
@@ -217,7 +215,7 @@ quartiles() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {
 echo "cached cookie check vs the same-bytes limit (a bare handler answering with the check's headers), $pair_conns connections:"
 echo "  paired, b/i per round: $(quartiles "$pair_b") (target >= 0.95x)"
 echo "  calibration, l/i per round (two identical servers): $(quartiles "$pair_l")"
-echo "  the check's CPU time alone, m/i per round: $(quartiles "$pair_m") (spins the median of $(wc -l <"$work/spin_ns") sets' in-process measurements, $(median <"$work/spin_ns") ns)"
+echo "  the check's CPU time alone, m/i per round: $(quartiles "$pair_m") (the check costs $(median <"$work/spin_ns") ns more in process: median over $(wc -l <"$work/spin_ns") sets of servers)"
 [ "$only" = pair ] && exit 0
 echo "  medians of the rounds: b-cookie / i-samebytes = $(ratio "${mr[b-cookie]}" "${mr[i-samebytes]}")x; the limit itself is $(ratio "${mr[i-samebytes]}" "${mr[a-bare]}")x a-bare"
 echo "authz.forward_token: false: j-cookie-omit / a-bare = $(ratio "${mr[j-cookie-omit]}" "${mr[a-bare]}")x"
