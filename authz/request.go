@@ -370,7 +370,10 @@ func buildRequest(method, scheme, hostport, uri string, ch clientHeaders) (Reque
 	if !validURIChars(uri) {
 		return Request{}, badRequest("control character or space in the request target")
 	}
-	p, q, _ := strings.Cut(uri, "?")
+	p, q := uri, ""
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		p, q = uri[:i], uri[i+1:]
+	}
 	ch.resolve(method)
 	ws := method == http.MethodGet && hasToken(ch.connection, "upgrade") && hasToken(ch.upgrade, "websocket")
 	return Request{
@@ -420,10 +423,13 @@ func parseHost(hostport string) (host, hp string, err error) {
 		}
 	}
 	host = strings.TrimSuffix(host, ".")
-	if !validHostName(host) {
+	ok, upper := scanHostName(host)
+	if !ok {
 		return "", "", badRequest("host is not a DNS name")
 	}
-	host = asciiLower(host)
+	if upper {
+		host = asciiLower(host)
+	}
 	hp = host
 	if port != "" {
 		hp = host + ":" + port

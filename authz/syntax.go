@@ -79,21 +79,30 @@ func validPort(p string) bool {
 // validHostName accepts a DNS name of letters, digits, dots and hyphens
 // with no empty label, in one pass (it runs on every check).
 func validHostName(h string) bool {
+	ok, _ := scanHostName(h)
+	return ok
+}
+
+// scanHostName is validHostName, reporting too whether h has an upper-case
+// letter (so that the check lower-cases it only then) from the same pass.
+func scanHostName(h string) (ok, upper bool) {
 	if h == "" || len(h) > maxHostLen || h[0] == '.' || h[len(h)-1] == '.' {
-		return false
+		return false, false
 	}
 	for i := 0; i < len(h); i++ {
 		switch c := h[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-':
+		case 'A' <= c && c <= 'Z':
+			upper = true
 		case c == '.':
 			if h[i-1] == '.' { // i > 0: h[0] is not a dot
-				return false
+				return false, false
 			}
 		default:
-			return false
+			return false, false
 		}
 	}
-	return true
+	return true, upper
 }
 
 // validURIChars rejects control characters and spaces, which no request
