@@ -135,11 +135,14 @@ run() { # scenario server connections mode [token dir]
 last() { local a=(${rps[$1]}); echo "${a[-1]}"; }
 # per_round X Y: the ratio of X's last round to Y's.
 per_round() { awk -v x="$(last "$1")" -v y="$(last "$2")" 'BEGIN {print x/y}'; }
+# per_round2 X Y Z: X's last round over the mean of Y's and Z's (the two
+# identical same-bytes servers: one limit, measured twice).
+per_round2() { awk -v x="$(last "$1")" -v y="$(last "$2")" -v z="$(last "$3")" 'BEGIN {print 2*x/(y+z)}'; }
 scenarios=(a-bare b-cookie c-distinct g-floor k-floor-same d-nocred f-bare-1k e-cookie-1k h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
 [ "$only" = cookie ] && scenarios=(a-bare b-cookie h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
 [ "$only" = pair ] && scenarios=(b-cookie i-samebytes l-samebytes2 m-samebytes-spin)
 orders=("b i l m" "i m b l" "l b m i" "m l i b")
-pair_b="" pair_l="" pair_m="" pair_c=""
+pair_b="" pair_b2="" pair_l="" pair_m="" pair_c=""
 # restart_pair starts the four paired servers afresh. Two identical
 # processes can differ by a few per cent for as long as they run (where
 # their memory landed: the calibration l/i of one set of processes strayed
@@ -166,6 +169,7 @@ for r in $(seq "$rounds"); do
     esac
   done
   pair_b+="$(per_round b-cookie i-samebytes) "
+  pair_b2+="$(per_round2 b-cookie i-samebytes l-samebytes2) "
   pair_l+="$(per_round l-samebytes2 i-samebytes) "
   pair_m+="$(per_round m-samebytes-spin i-samebytes) "
   if [ "$only" = all ]; then
@@ -215,6 +219,7 @@ quartiles() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {
 echo "cached cookie check vs the same-bytes limit (a bare handler answering with the check's headers), $pair_conns connections:"
 echo "  paired, b/i per round: $(quartiles "$pair_b") (target >= 0.95x)"
 echo "  calibration, l/i per round (two identical servers): $(quartiles "$pair_l")"
+echo "  against both same-bytes servers, b/((i+l)/2) per round: $(quartiles "$pair_b2")"
 echo "  the check's CPU time alone, m/i per round: $(quartiles "$pair_m") (the check costs $(median <"$work/spin_ns") ns more in process: median over $(wc -l <"$work/spin_ns") sets of servers)"
 [ "$only" = pair ] && exit 0
 echo "  medians of the rounds: b-cookie / i-samebytes = $(ratio "${mr[b-cookie]}" "${mr[i-samebytes]}")x; the limit itself is $(ratio "${mr[i-samebytes]}" "${mr[a-bare]}")x a-bare"
