@@ -370,10 +370,7 @@ func buildRequest(method, scheme, hostport, uri string, ch clientHeaders) (Reque
 	if !validURIChars(uri) {
 		return Request{}, badRequest("control character or space in the request target")
 	}
-	p, q := uri, ""
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		p, q = uri[:i], uri[i+1:]
-	}
+	p, q, _ := strings.Cut(uri, "?")
 	ch.resolve(method)
 	ws := method == http.MethodGet && hasToken(ch.connection, "upgrade") && hasToken(ch.upgrade, "websocket")
 	return Request{

@@ -133,11 +133,14 @@ run() { # scenario server connections mode [token dir]
 }
 
 last() { local a=(${rps[$1]}); echo "${a[-1]}"; }
-# per_round X Y: the ratio of X's last round to Y's.
-per_round() { awk -v x="$(last "$1")" -v y="$(last "$2")" 'BEGIN {print x/y}'; }
-# per_round2 X Y Z: X's last round over the mean of Y's and Z's (the two
-# identical same-bytes servers: one limit, measured twice).
-per_round2() { awk -v x="$(last "$1")" -v y="$(last "$2")" -v z="$(last "$3")" 'BEGIN {print 2*x/(y+z)}'; }
+# per_round X Y [Z…]: X's last round over the mean of the others' last
+# rounds (i and l together: the same-bytes limit, measured twice).
+per_round() {
+  local x=$1 ys=() y
+  shift
+  for y in "$@"; do ys+=("$(last "$y")"); done
+  awk -v x="$(last "$x")" -v ys="${ys[*]}" 'BEGIN {n = split(ys, y, " "); s = 0; for (k = 1; k <= n; k++) s += y[k]; print x * n / s}'
+}
 scenarios=(a-bare b-cookie c-distinct g-floor k-floor-same d-nocred f-bare-1k e-cookie-1k h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
 [ "$only" = cookie ] && scenarios=(a-bare b-cookie h-cookie-rev i-samebytes l-samebytes2 m-samebytes-spin j-cookie-omit)
 [ "$only" = pair ] && scenarios=(b-cookie i-samebytes l-samebytes2 m-samebytes-spin)
@@ -149,8 +152,9 @@ pair_b="" pair_b2="" pair_l="" pair_m="" pair_c=""
 # 4.5 % over 50 rounds): a new set every LOAD_PAIR_RESTART rounds turns that
 # bias into noise the median averages out.
 restart_pair() {
-  kill "${pid[authzpair]}" "${pid[samebytes]}" "${pid[samebytes2]}" "${pid[samebytesspin]}"
-  wait "${pid[authzpair]}" "${pid[samebytes]}" "${pid[samebytes2]}" "${pid[samebytesspin]}" 2>/dev/null || true
+  local pids=("${pid[authzpair]}" "${pid[samebytes]}" "${pid[samebytes2]}" "${pid[samebytesspin]}")
+  kill "${pids[@]}"
+  wait "${pids[@]}" 2>/dev/null || true
   start_pair
 }
 for r in $(seq "$rounds"); do
@@ -169,7 +173,7 @@ for r in $(seq "$rounds"); do
     esac
   done
   pair_b+="$(per_round b-cookie i-samebytes) "
-  pair_b2+="$(per_round2 b-cookie i-samebytes l-samebytes2) "
+  pair_b2+="$(per_round b-cookie i-samebytes l-samebytes2) "
   pair_l+="$(per_round l-samebytes2 i-samebytes) "
   pair_m+="$(per_round m-samebytes-spin i-samebytes) "
   if [ "$only" = all ]; then
