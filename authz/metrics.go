@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,14 +73,33 @@ func (r result) String() string {
 	return "unknown"
 }
 
-// Metrics are the authz check's Prometheus metrics. Every label child is
-// resolved at construction, so recording a check does not allocate. A nil
-// *Metrics records nothing.
+// durationBounds are the upper bounds of the check-duration histogram's
+// buckets.
+var durationBounds = [...]time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+}
+
+// Metrics are the authz check's Prometheus metrics. A check is recorded
+// with two atomic additions and no allocation: one count per door, result
+// and duration bucket, from which the scrape sums both the decision
+// counter and the histogram, and the duration's sum. A nil *Metrics
+// records nothing.
 type Metrics struct {
-	reg       prometheus.Registerer
-	now       func() time.Time
-	decisions [doorCount][resultCount]prometheus.Counter
-	durations [doorCount]prometheus.Observer
+	reg    prometheus.Registerer
+	now    func() time.Time
+	checks *checkMetrics
+}
+
+// checkMetrics is the collector of the decision counter and the duration
+// histogram.
+type checkMetrics struct {
+	decisions, durations *prometheus.Desc
+	// counts[d][r][b]: checks answered at door d with result r whose
+	// duration fell in bucket b (len(durationBounds): above the last bound).
+	counts [doorCount][resultCount][len(durationBounds) + 1]atomic.Uint64
+	nanos  [doorCount]atomic.Uint64 // the durations' sum
 }
 
 // NewMetrics registers with reg:
@@ -95,28 +115,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ghbroker_authz_decisions_total",
-		Help: "Authorization checks answered, by front door and result.",
-	}, []string{"door", "result"})
-	durations := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "ghbroker_authz_check_duration_seconds",
-		Help:    "Time to answer an authorization check, by front door.",
-		Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3},
-	}, []string{"door"})
-	for _, c := range []prometheus.Collector{decisions, durations} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("authz: register metrics: %w", err)
-		}
+	cm := &checkMetrics{
+		decisions: prometheus.NewDesc("ghbroker_authz_decisions_total",
+			"Authorization checks answered, by front door and result.", []string{"door", "result"}, nil),
+		durations: prometheus.NewDesc("ghbroker_authz_check_duration_seconds",
+			"Time to answer an authorization check, by front door.", []string{"door"}, nil),
 	}
-	m := &Metrics{reg: reg, now: time.Now}
-	for d := range doorCount {
-		for r := range resultCount {
-			m.decisions[d][r] = decisions.WithLabelValues(d.String(), r.String())
-		}
-		m.durations[d] = durations.WithLabelValues(d.String())
+	if err := reg.Register(cm); err != nil {
+		return nil, fmt.Errorf("authz: register metrics: %w", err)
 	}
-	return m, nil
+	return &Metrics{reg: reg, now: time.Now, checks: cm}, nil
 }
 
 // observe records one answered check.
@@ -124,8 +132,46 @@ func (m *Metrics) observe(d door, r result, took time.Duration) {
 	if m == nil {
 		return
 	}
-	m.decisions[d][r].Inc()
-	m.durations[d].Observe(took.Seconds())
+	b := 0
+	for b < len(durationBounds) && took > durationBounds[b] {
+		b++
+	}
+	m.checks.counts[d][r][b].Add(1)
+	m.checks.nanos[d].Add(uint64(max(took, 0)))
+}
+
+func (c *checkMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.decisions
+	ch <- c.durations
+}
+
+// Collect reports every door and result, zeros included, as the label
+// children of a vector resolved at start would. A scrape racing a check
+// may see its count before its duration's sum: the count and the buckets
+// always agree.
+func (c *checkMetrics) Collect(ch chan<- prometheus.Metric) {
+	for d := range doorCount {
+		var total uint64
+		var perBucket [len(durationBounds) + 1]uint64
+		for r := range resultCount {
+			var n uint64
+			for b := range perBucket {
+				v := c.counts[d][r][b].Load()
+				perBucket[b] += v
+				n += v
+			}
+			total += n
+			ch <- prometheus.MustNewConstMetric(c.decisions, prometheus.CounterValue, float64(n), d.String(), r.String())
+		}
+		sum := time.Duration(c.nanos[d].Load()).Seconds()
+		buckets := make(map[float64]uint64, len(durationBounds))
+		var cum uint64
+		for b, le := range durationBounds {
+			cum += perBucket[b]
+			buckets[le.Seconds()] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(c.durations, total, sum, buckets, d.String())
+	}
 }
 
 // ObserveVerifier registers the token verifier's cache statistics, read at
