@@ -16,7 +16,10 @@ import (
 // Add would copy, since len == cap).
 type allowHeaders struct {
 	claims *claims.Claims
-	token  string
+	// tokenLen and tokenTail identify the token the headers were built
+	// for, beside claims (see headerMemo.get).
+	tokenLen  int
+	tokenTail string
 
 	user, email, groups, truncated []string
 	authorization, remove          []string
@@ -68,7 +71,7 @@ func newAllowHeaders(c *claims.Claims, token string, authorization []string, for
 	}
 	// token may be a slice of a much larger header (a Cookie line of up to
 	// 64 KiB): the memo keeps only its own bytes.
-	a := &allowHeaders{claims: c, token: strings.Clone(token), authorization: authorization}
+	a := &allowHeaders{claims: c, tokenLen: len(token), tokenTail: strings.Clone(tailOf(token)), authorization: authorization}
 	mask := 0
 	for i, kv := range [...]struct {
 		v   string
@@ -107,6 +110,15 @@ func (a *allowHeaders) set(hdr http.Header, withRemove bool) {
 // the verified claims (stable pointers for tokens served from the
 // verifier's cache): repeated checks of one token build their headers once.
 // It never grows; a collision just rebuilds.
+//
+// A hit needs the same claims pointer and a token of the same length that
+// ends in the same memoTokenTail bytes. The claims pointer alone names one
+// verification of one token: the verifier's cache entry, which compared
+// the whole token, or a fresh verification, whose claims no memo entry can
+// hold. The tail (a signature's last bytes: different for any two tokens
+// that verify) guards against a Verifier that hands out one Claims for
+// two tokens, at the cost of comparing a few bytes instead of a whole
+// token of about 1 KB that is cold in the cache at every request.
 type headerMemo struct {
 	seed    maphash.Seed
 	slots   [1024]atomic.Pointer[allowHeaders]
@@ -121,10 +133,17 @@ func (m *headerMemo) get(c *claims.Claims, token string, authorization []string)
 	}
 	p := uintptr(unsafe.Pointer(c))
 	slot := &m.slots[maphash.Comparable(m.seed, p)%uint64(len(m.slots))]
-	if a := slot.Load(); a != nil && a.claims == c && a.token == token {
+	if a := slot.Load(); a != nil && a.claims == c && a.tokenLen == len(token) && a.tokenTail == tailOf(token) {
 		return a
 	}
 	a := newAllowHeaders(c, token, authorization, !m.noToken)
 	slot.Store(a)
 	return a
 }
+
+// memoTokenTail is how many trailing bytes of a token identify it in the
+// header memo beside its claims: 32 base64url characters, 192 bits of
+// signature.
+const memoTokenTail = 32
+
+func tailOf(token string) string { return token[max(0, len(token)-memoTokenTail):] }
