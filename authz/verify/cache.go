@@ -79,7 +79,10 @@ func newTokenCache(size int) *tokenCache {
 			sh.max++
 		}
 		sh.budget = sh.max * tokenCacheBytesPerEntry
-		sh.entries = make(map[uint64]*tokenCacheEntry, sh.max)
+		// Not sized for sh.max: the garbage collector scans a map's
+		// whole table at every cycle, empty slots too, and a table sized
+		// for the default 16,384 entries is about 600 KB.
+		sh.entries = make(map[uint64]*tokenCacheEntry)
 	}
 	return c
 }
@@ -189,9 +192,12 @@ func (v *Verifier) knownHeader(seg string) (Header, bool) {
 func (v *Verifier) rememberHeader(seg string, h Header) {
 	for {
 		old := v.headers.Load()
-		next := make(map[string]Header, maxHeaders)
+		var next map[string]Header
 		if old != nil && len(*old) < maxHeaders {
+			next = make(map[string]Header, len(*old)+1)
 			maps.Copy(next, *old)
+		} else {
+			next = make(map[string]Header, 1)
 		}
 		next[strings.Clone(seg)] = h
 		if v.headers.CompareAndSwap(old, &next) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -483,5 +484,27 @@ func TestVerifyAt(t *testing.T) {
 	}
 	if _, err := own.VerifyAt(tok, claims.KindSession, e.clk.Now().Add(48*time.Hour)); err != nil {
 		t.Errorf("a Verifier with its own clock followed the caller's reading: %v", err)
+	}
+}
+
+// An empty cache holds little memory, whatever its size: the garbage
+// collector scans every table the process holds at each cycle, so a table
+// sized for entries that never come costs every check.
+func TestTokenCacheEmptyIsSmall(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	c := newTokenCache(defaultCacheSize)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Fatalf("an empty cache of %d entries allocated %d KiB", defaultCacheSize, got>>10)
+	}
+	// It still takes its entries.
+	for i := range 1000 {
+		tok := fmt.Sprintf("eyJ.p.sig%d", i)
+		h, _ := c.get(tok)
+		c.put(h, tok, &tokenCacheEntry{})
+	}
+	if _, _, n := c.stats(); n != 1000 {
+		t.Fatalf("cache holds %d of 1000 entries", n)
 	}
 }
