@@ -19,11 +19,12 @@ const (
 )
 
 // registeredMetrics reads the metric names the broker and the authz check
-// register, from their sources (Name: "ghbroker_…" in a prometheus Opts);
+// register, from their sources (Name: "ghbroker_…" in a prometheus Opts,
+// or prometheus.NewDesc("ghbroker_…" in a collector of its own);
 // store/etcd registers the store's on the broker's registry.
 func registeredMetrics(t *testing.T) []string {
 	t.Helper()
-	re := regexp.MustCompile(`Name:\s*"(ghbroker_[a-z0-9_]+)"`)
+	re := regexp.MustCompile(`(?:Name:\s*|NewDesc\(\s*)"(ghbroker_[a-z0-9_]+)"`)
 	seen := map[string]bool{}
 	for _, pkg := range []string{"broker", "authz", "store/etcd"} {
 		files, err := filepath.Glob(filepath.Join(repoRoot, pkg, "*.go"))
