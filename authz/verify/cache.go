@@ -192,13 +192,12 @@ func (v *Verifier) knownHeader(seg string) (Header, bool) {
 func (v *Verifier) rememberHeader(seg string, h Header) {
 	for {
 		old := v.headers.Load()
-		var next map[string]Header
+		var kept map[string]Header // a full memo starts afresh
 		if old != nil && len(*old) < maxHeaders {
-			next = make(map[string]Header, len(*old)+1)
-			maps.Copy(next, *old)
-		} else {
-			next = make(map[string]Header, 1)
+			kept = *old
 		}
+		next := make(map[string]Header, len(kept)+1)
+		maps.Copy(next, kept)
 		next[strings.Clone(seg)] = h
 		if v.headers.CompareAndSwap(old, &next) {
 			return
